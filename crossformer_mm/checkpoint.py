@@ -1,0 +1,154 @@
+"""Safe checkpoint reading and the official CrossFormer key names.
+
+torch >= 2.6 unpickles checkpoints with ``weights_only=True``, which refuses every global that
+is not allow-listed, and so refuses mmengine's own checkpoints (their ``message_hub`` holds
+:class:`~mmengine.logging.HistoryBuffer` objects and numpy arrays and scalars). Importing this
+module allow-lists exactly those classes and routes mmengine's local checkpoint loading through
+:func:`load_checkpoint_file`, which keeps safe loading on and names any other global it refuses.
+"""
+import functools
+import pickle
+import re
+from typing import Dict, Optional
+
+import numpy as np
+import torch
+from mmengine.logging import HistoryBuffer, print_log
+from mmengine.runner import CheckpointLoader
+
+# What mmengine writes besides tensors and plain containers: HistoryBuffer (message_hub) and
+# the numpy arrays, dtypes and scalars inside it and in ``meta``.
+_np_core = np._core if hasattr(np, '_core') else np.core
+MMENGINE_GLOBALS = [
+    HistoryBuffer,
+    np.ndarray,
+    np.dtype,
+    _np_core.multiarray._reconstruct,
+    _np_core.multiarray.scalar,
+    *sorted({type(np.dtype(code)) for code in np.typecodes['All']}, key=str),
+]
+torch.serialization.add_safe_globals(MMENGINE_GLOBALS)
+
+
+class UnsafeCheckpointError(pickle.UnpicklingError):
+    """A checkpoint holds a global that safe loading does not allow."""
+
+
+def load_checkpoint_file(path: str, map_location='cpu') -> dict:
+    """``torch.load`` with ``weights_only=True`` and errors that name the file and the global."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r'GLOBAL ([\w.]+)', str(err))
+        what = f'the global {found.group(1)}' if found else 'an object'
+        raise UnsafeCheckpointError(
+            f'Refusing to load {path}: it holds {what}, which safe loading (weights_only=True) '
+            'does not allow, so none of its code was run. Only tensors, plain containers and '
+            "mmengine's own checkpoint classes are accepted.") from None
+    except FileNotFoundError:
+        raise FileNotFoundError(f'Checkpoint not found: {path}') from None
+    except (RuntimeError, EOFError, OSError) as err:
+        raise ValueError(f'Cannot read checkpoint {path}: {err}') from None
+
+
+def _load_from_local(filename: str, map_location=None) -> dict:
+    return load_checkpoint_file(filename, map_location)
+
+
+# mmengine's default loader for local paths (resume, load_from, Pretrained init) becomes ours.
+CheckpointLoader.register_scheme(prefixes='', loader=_load_from_local, force=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Official key names <-> ours. Templates are prefixes: {s} stage, {b} block, {i} conv or layer
+# index, {k} DPB layer; {s+1} / {k+1} are those plus one.
+_RULES = [
+    ('patch_embed.projs.{i}.', 'stages.0.cel.projs.{i}.'),
+    ('patch_embed.norm.', 'stages.0.cel.norm.'),
+    ('layers.{s}.downsample.norm.', 'stages.{s+1}.cel.norm.'),
+    ('layers.{s}.downsample.reductions.{i}.', 'stages.{s+1}.cel.projs.{i}.'),
+    ('layers.{s}.blocks.{b}.attn.pos.pos_proj.', 'stages.{s}.blocks.{b}.attn.dpb.proj.'),
+    ('layers.{s}.blocks.{b}.attn.pos.pos{k+1}.{i}.',
+     'stages.{s}.blocks.{b}.attn.dpb.layers.{k}.{i}.'),
+    ('layers.{s}.blocks.{b}.mlp.fc1.', 'stages.{s}.blocks.{b}.ffn.layers.0.0.'),
+    ('layers.{s}.blocks.{b}.mlp.fc2.', 'stages.{s}.blocks.{b}.ffn.layers.1.'),
+    ('layers.{s}.blocks.{b}.ex_conv.', 'stages.{s}.blocks.{b}.acl.conv.'),
+    ('layers.{s}.blocks.{b}.ex_ln.', 'stages.{s}.blocks.{b}.acl.norm.'),
+    ('layers.{s}.blocks.{b}.', 'stages.{s}.blocks.{b}.'),
+]
+_FIELD = re.compile(r'\{(\w)(\+1)?\}')
+
+
+@functools.lru_cache(maxsize=None)
+def _compile(template: str) -> re.Pattern:
+    parts, pos = [], 0
+    for m in _FIELD.finditer(template):
+        parts.append(re.escape(template[pos:m.start()]))
+        parts.append(rf'(?P<{m.group(1)}{"_1" if m.group(2) else ""}>\d+)')
+        pos = m.end()
+    parts.append(re.escape(template[pos:]))
+    return re.compile(''.join(parts))
+
+
+def _render(template: str, values: Dict[str, int]) -> str:
+    return _FIELD.sub(lambda m: str(values[m.group(1)] + (1 if m.group(2) else 0)), template)
+
+
+def _convert(key: str, src: int) -> Optional[str]:
+    for rule in _RULES:
+        m = _compile(rule[src]).match(key)
+        if m is None:
+            continue
+        values = {name.split('_')[0]: int(v) - name.endswith('_1')
+                  for name, v in m.groupdict().items()}
+        if any(v < 0 for v in values.values()):
+            continue
+        return _render(rule[1 - src], values) + key[m.end():]
+    return None
+
+
+def official_to_ours(key: str) -> Optional[str]:
+    """The name of an official backbone key in this package, or None if it is not one."""
+    return _convert(key, 0)
+
+
+def ours_to_official(key: str) -> Optional[str]:
+    """The official name of one of this package's backbone keys, or None if it has none."""
+    return _convert(key, 1)
+
+
+def unwrap_state_dict(checkpoint: dict) -> Dict[str, torch.Tensor]:
+    """The state dict inside an official or OpenMMLab checkpoint, without ``module.``."""
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f'A checkpoint must be a dict, got {type(checkpoint).__name__}')
+    for wrapper in ('state_dict', 'model'):
+        if isinstance(checkpoint.get(wrapper), dict):
+            checkpoint = checkpoint[wrapper]
+            break
+    return {k[len('module.'):] if k.startswith('module.') else k: v
+            for k, v in checkpoint.items() if isinstance(v, torch.Tensor)}
+
+
+def load_backbone_checkpoint(backbone: torch.nn.Module, path: str) -> None:
+    """Load an official or converted checkpoint's backbone weights into ``backbone``.
+
+    Takes ImageNet classifiers (``model``), mmdet 2.x / mmseg 0.x models (``state_dict`` with
+    ``backbone.`` keys) and this package's checkpoints, and logs missing and unexpected keys.
+    """
+    state = unwrap_state_dict(load_checkpoint_file(path))
+    if any(k.startswith('backbone.') for k in state):
+        state = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
+    state = {official_to_ours(k) or k: v for k, v in state.items()}
+    own = backbone.state_dict()
+    if not own.keys() & state.keys():
+        raise ValueError(f'{path} holds no CrossFormer backbone weights (first keys: '
+                         f'{sorted(state)[:5]})')
+    wrong = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
+             for k, v in state.items() if k in own and v.shape != own[k].shape]
+    if wrong:
+        raise ValueError(f'{path} does not fit this CrossFormer (another arch?): '
+                         + '; '.join(wrong[:5]) + (' ...' if len(wrong) > 5 else ''))
+    missing, unexpected = backbone.load_state_dict(state, strict=False)
+    print_log(f'Loaded CrossFormer weights from {path}: {len(own) - len(missing)} of '
+              f'{len(own)} tensors; missing keys: {missing or "none"}; unexpected keys: '
+              f'{unexpected or "none"}', logger='current')

@@ -1,0 +1,3 @@
+from .backbones import CrossFormer
+
+__all__ = ['CrossFormer']

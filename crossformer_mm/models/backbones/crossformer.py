@@ -1,0 +1,377 @@
+"""CrossFormer (ICLR 2022) and CrossFormer++ (TPAMI) backbones.
+
+The paper's parts, one class each:
+
+* CEL, :class:`CrossScaleEmbedding`: convolutions of several kernel sizes and one stride whose
+  outputs are concatenated, so every token mixes patches of several scales.
+* SDA / LDA, :class:`GroupAttention` over a :class:`~.grouping.Grouping`: self-attention within
+  groups of adjacent tokens (short distance) or of tokens sampled at a fixed interval (long
+  distance). Blocks alternate the two.
+* DPB, :class:`DynamicPositionBias`: an MLP from relative offsets to per-head biases, so one set
+  of weights serves every group size.
+* ACL, :class:`AmplitudeCoolingLayer` (CrossFormer++): a depth-wise convolution and a LayerNorm
+  after every third block that keep activations from growing with depth.
+* PGS (CrossFormer++): a per-stage group size, which is simply the ``group_size`` list.
+"""
+import math
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks.drop import DropPath
+from mmcv.cnn.bricks.transformer import FFN
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import constant_init, trunc_normal_init
+from mmengine.registry import MODELS
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from .grouping import Grouping
+
+NUM_STAGES = 4
+
+
+class DynamicPositionBias(nn.Module):
+    """DPB: maps each relative offset (dy, dx) to one attention bias per head.
+
+    A linear projection of the offset, then three LayerNorm-ReLU-Linear layers. The attention
+    gives it a hidden width of dim / 16, as the official code does (the paper says dim / 4).
+    """
+
+    def __init__(self, width: int, num_heads: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(2, width)
+        self.layers = nn.Sequential(*[
+            nn.Sequential(nn.LayerNorm(width), nn.ReLU(inplace=True),
+                          nn.Linear(width, width if i < 2 else num_heads)) for i in range(3)
+        ])
+
+    def forward(self, grouping: Grouping) -> Tensor:
+        """The (heads, N, N) bias of one group of ``grouping``."""
+        table = self.layers(self.proj(grouping.offsets))   # (num_offsets, heads)
+        return table[grouping.index].permute(2, 0, 1)
+
+
+class GroupAttention(nn.Module):
+    """Multi-head self-attention within the groups of a :class:`Grouping` (SDA or LDA)."""
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.dpb = DynamicPositionBias(dim // 16, num_heads)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor, grouping: Grouping) -> Tensor:
+        """(B, H, W, C) -> (B, H, W, C)."""
+        b, _, _, c = x.shape
+        pad_b, pad_r = grouping.pad
+        qkv = grouping.group(self.qkv(F.pad(x, (0, 0, 0, pad_r, 0, pad_b))))
+        bias = self.dpb(grouping)
+        n, heads = grouping.num_tokens, self.num_heads
+        out = x.new_empty(qkv.shape[:-1] + (c, ))
+        for region in grouping.regions:
+            part = qkv[:, region.rows, region.cols]
+            q, k, v = part.reshape(-1, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+            mask = bias if region.key_mask is None else bias + region.key_mask
+            part = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype))
+            out[:, region.rows, region.cols] = part.transpose(1, 2).reshape(
+                out[:, region.rows, region.cols].shape)
+        return self.proj(grouping.ungroup(out))
+
+
+class AmplitudeCoolingLayer(nn.Module):
+    """ACL: depth-wise 3x3 convolution then LayerNorm, with no residual."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, H, W, C) -> (B, H, W, C)."""
+        return self.norm(self.conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
+
+
+class CrossFormerBlock(nn.Module):
+    """Pre-norm group attention and MLP with residuals, optionally followed by an ACL."""
+
+    def __init__(self, dim: int, num_heads: int, drop_path: float, with_acl: bool) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = GroupAttention(dim, num_heads)
+        self.drop_path = DropPath(drop_path)
+        self.norm2 = nn.LayerNorm(dim)
+        self.ffn = FFN(dim, 4 * dim, act_cfg=dict(type='GELU'),
+                       dropout_layer=dict(type='DropPath', drop_prob=drop_path))
+        self.acl = AmplitudeCoolingLayer(dim) if with_acl else None
+
+    def forward(self, x: Tensor, grouping: Grouping) -> Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x), grouping))
+        x = self.ffn(self.norm2(x), identity=x)
+        return x if self.acl is None else self.acl(x)
+
+
+class CrossScaleEmbedding(nn.Module):
+    """CEL: samples its input with several kernels of one stride and concatenates the results.
+
+    Larger kernels get fewer output channels (out/2, out/4, ... and the last one the same as the
+    one before it) to keep the cost of big kernels down. Stage 1's CEL normalizes its output;
+    the later ones normalize their input tokens.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, kernel_sizes: Sequence[int], stride: int,
+                 is_stem: bool) -> None:
+        super().__init__()
+        dims = [out_dim // 2**(i + 1) for i in range(len(kernel_sizes) - 1)]
+        dims.append(out_dim - sum(dims))
+        self.projs = nn.ModuleList(
+            nn.Conv2d(in_dim, dim, k, stride, padding=(k - stride) // 2)
+            for k, dim in zip(kernel_sizes, dims))
+        self.is_stem = is_stem
+        self.norm = nn.LayerNorm(out_dim if is_stem else in_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Stem: (B, C, H, W) image; later: (B, H, W, C) tokens. Returns (B, H', W', C')."""
+        if not self.is_stem:
+            x = self.norm(x).permute(0, 3, 1, 2)
+        x = torch.cat([proj(x) for proj in self.projs], 1).permute(0, 2, 3, 1)
+        return self.norm(x) if self.is_stem else x
+
+
+class CrossFormerStage(nn.Module):
+    """A CEL, then blocks that alternate SDA (even index) and LDA (odd index)."""
+
+    def __init__(self, cel: CrossScaleEmbedding, dim: int, depth: int, num_heads: int,
+                 group_size: int, interval: int, drop_paths: Sequence[float], acl: bool,
+                 with_cp: bool) -> None:
+        super().__init__()
+        self.cel = cel
+        self.group_size, self.interval, self.with_cp = group_size, interval, with_cp
+        # ACL after every third block except the stage's last.
+        self.blocks = nn.ModuleList(
+            CrossFormerBlock(dim, num_heads, drop_paths[i],
+                             with_acl=acl and (i + 1) % 3 == 0 and i != depth - 1)
+            for i in range(depth))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.cel(x)
+        h, w = x.shape[1:3]
+        groupings = [
+            Grouping.build(kind, h, w, self.group_size, self.interval, x.device)
+            for kind in ('sda', 'lda')[:len(self.blocks)]
+        ]
+        for i, block in enumerate(self.blocks):
+            grouping = groupings[i % 2]
+            if self.with_cp and x.requires_grad:
+                x = checkpoint(block, x, grouping, use_reentrant=False)
+            else:
+                x = block(x, grouping)
+        return x
+
+
+def _arch(dims: int, depths: List[int], heads: List[int], group_size: List[int],
+          interval: List[int], acl: bool) -> dict:
+    return dict(embed_dims=dims, depths=depths, num_heads=heads, group_size=group_size,
+                interval=interval, acl=acl)
+
+
+_CF_G, _CF_I = [7, 7, 7, 7], [8, 4, 2, 1]
+_PP_G, _PP_I = [4, 4, 14, 7], [4, 2, 1, 1]
+
+
+@MODELS.register_module()
+class CrossFormer(BaseModule):
+    """CrossFormer / CrossFormer++ backbone for mmdet, mmseg and mmpretrain.
+
+    Args:
+        arch: a preset name (``'t'``, ``'s'``, ``'b'``, ``'l'``, ``'pp-s'``, ``'pp-b'``,
+            ``'pp-l'``, ``'pp-h'`` or the long names ``'tiny'``, ``'pp-small'``, ...) or a
+            dict with ``embed_dims``, ``depths``, ``num_heads``, ``group_size``, ``interval``
+            and ``acl``.
+        group_size: per-stage SDA group size G (or one int for all), overriding the preset;
+            the dense-task setting is ``[14, 14, 7, 7]``.
+        interval: per-stage LDA interval I, overriding the preset; dense: ``[16, 8, 2, 1]``.
+        in_channels: input image channels.
+        drop_path_rate: stochastic depth rate, rising linearly over all blocks.
+        out_indices: stages whose (B, C, H, W) feature maps are returned.
+        out_norm_cfg: a norm layer (e.g. ``dict(type='LN')``) applied to each returned map;
+            ``None`` returns them as the blocks leave them, as the official dense backbone.
+        frozen_stages: freeze stage 1's CEL (0) and the first k stages (k >= 1); -1 freezes
+            nothing. Frozen parts stay in eval mode and get no gradients.
+        with_cp: activation checkpointing of every block during training.
+        init_cfg: ``dict(type='Pretrained', checkpoint=PATH)`` loads an official ImageNet,
+            mmdet 2.x or mmseg 0.x checkpoint as it is, or one of this package.
+    """
+    arch_zoo: Dict[str, dict] = {
+        't': _arch(64, [1, 1, 8, 6], [2, 4, 8, 16], _CF_G, _CF_I, False),
+        's': _arch(96, [2, 2, 6, 2], [3, 6, 12, 24], _CF_G, _CF_I, False),
+        'b': _arch(96, [2, 2, 18, 2], [3, 6, 12, 24], _CF_G, _CF_I, False),
+        'l': _arch(128, [2, 2, 18, 2], [4, 8, 16, 32], _CF_G, _CF_I, False),
+        'pp-s': _arch(64, [2, 2, 18, 2], [2, 4, 8, 16], _PP_G, _PP_I, True),
+        'pp-b': _arch(96, [2, 2, 18, 2], [3, 6, 12, 24], _PP_G, _PP_I, True),
+        'pp-l': _arch(128, [2, 2, 18, 2], [4, 8, 16, 32], _PP_G, _PP_I, True),
+        'pp-h': _arch(128, [6, 6, 18, 2], [4, 8, 16, 32], _PP_G, _PP_I, True),
+    }
+    arch_aliases = {
+        'tiny': 't', 'small': 's', 'base': 'b', 'large': 'l', 'pp-small': 'pp-s',
+        'pp-base': 'pp-b', 'pp-large': 'pp-l', 'pp-huge': 'pp-h'
+    }
+    stem_kernels = (4, 8, 16, 32)
+    cel_kernels = (2, 4)
+
+    def __init__(self,
+                 arch: Union[str, dict] = 's',
+                 group_size: Union[int, Sequence[int], None] = None,
+                 interval: Union[int, Sequence[int], None] = None,
+                 in_channels: int = 3,
+                 drop_path_rate: float = 0.1,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 out_norm_cfg: Optional[dict] = None,
+                 frozen_stages: int = -1,
+                 with_cp: bool = False,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        arch = self._resolve_arch(arch, group_size, interval)
+        self.embed_dims: int = arch['embed_dims']
+        self.depths: List[int] = arch['depths']
+        self.num_heads: List[int] = arch['num_heads']
+        self.group_size: List[int] = arch['group_size']
+        self.interval: List[int] = arch['interval']
+        self.acl: bool = arch['acl']
+        self.in_channels = in_channels
+        self.out_indices = self._check_out_indices(out_indices)
+        if not -1 <= frozen_stages <= NUM_STAGES:
+            raise ValueError(f'frozen_stages must be in [-1, {NUM_STAGES}], got {frozen_stages}')
+        self.frozen_stages = frozen_stages
+        if drop_path_rate < 0 or drop_path_rate >= 1:
+            raise ValueError(f'drop_path_rate must be in [0, 1), got {drop_path_rate}')
+
+        dims = [self.embed_dims * 2**i for i in range(NUM_STAGES)]
+        dprs = torch.linspace(0, drop_path_rate, sum(self.depths)).tolist()
+        self.stages = nn.ModuleList()
+        for i in range(NUM_STAGES):
+            if i == 0:
+                cel = CrossScaleEmbedding(in_channels, dims[0], self.stem_kernels, 4, True)
+            else:
+                cel = CrossScaleEmbedding(dims[i - 1], dims[i], self.cel_kernels, 2, False)
+            first = sum(self.depths[:i])
+            self.stages.append(
+                CrossFormerStage(cel, dims[i], self.depths[i], self.num_heads[i],
+                                 self.group_size[i], self.interval[i],
+                                 dprs[first:first + self.depths[i]], self.acl, with_cp))
+        self.num_features = dims
+        self.out_norm_cfg = out_norm_cfg
+        if out_norm_cfg is not None:
+            for i in self.out_indices:
+                self.add_module(f'norm{i}', build_norm_layer(out_norm_cfg, dims[i])[1])
+        self._freeze_stages()
+
+    @classmethod
+    def _resolve_arch(cls, arch: Union[str, dict], group_size, interval) -> dict:
+        if isinstance(arch, str):
+            key = cls.arch_aliases.get(arch.lower(), arch.lower())
+            if key not in cls.arch_zoo:
+                raise ValueError(f'Unknown CrossFormer arch {arch!r}; choose one of '
+                                 f'{sorted(cls.arch_zoo) + sorted(cls.arch_aliases)} or a dict')
+            arch = cls.arch_zoo[key]
+        elif not isinstance(arch, dict):
+            raise TypeError(f'arch must be a str or a dict, got {type(arch).__name__}')
+        required = {'embed_dims', 'depths', 'num_heads', 'group_size', 'interval', 'acl'}
+        if set(arch) != required:
+            raise ValueError(f'arch dict must have exactly the keys {sorted(required)}; '
+                             f'missing {sorted(required - set(arch))}, '
+                             f'unknown {sorted(set(arch) - required)}')
+        arch = dict(arch)
+        if group_size is not None:
+            arch['group_size'] = group_size
+        if interval is not None:
+            arch['interval'] = interval
+        for key in ('depths', 'num_heads', 'group_size', 'interval'):
+            value = arch[key]
+            if isinstance(value, int):
+                value = [value] * NUM_STAGES
+            value = list(value)
+            if len(value) != NUM_STAGES:
+                raise ValueError(f'{key} needs one value per stage ({NUM_STAGES}), got '
+                                 f'{len(value)}: {value}')
+            if any(not isinstance(v, int) or v < 1 for v in value):
+                raise ValueError(f'{key} values must be integers >= 1, got {value}')
+            arch[key] = value
+        dims = arch['embed_dims']
+        if not isinstance(dims, int) or dims < 16 or dims % 8:
+            raise ValueError(f'embed_dims must be a multiple of 8 and at least 16, got {dims}')
+        for i, heads in enumerate(arch['num_heads']):
+            if (dims * 2**i) % heads:
+                raise ValueError(f'stage {i + 1}: dim {dims * 2**i} is not divisible by '
+                                 f'num_heads {heads}')
+        return arch
+
+    @staticmethod
+    def _check_out_indices(out_indices: Sequence[int]) -> tuple:
+        if isinstance(out_indices, int):
+            out_indices = (out_indices, )
+        out_indices = tuple(i + NUM_STAGES if i < 0 else i for i in out_indices)
+        if not out_indices or any(not 0 <= i < NUM_STAGES for i in out_indices):
+            raise ValueError(f'out_indices must be stage indices in [0, {NUM_STAGES - 1}], '
+                             f'got {out_indices}')
+        return out_indices
+
+    def forward(self, x: Tensor) -> tuple:
+        """(B, C, H, W) images -> the (B, C_i, H_i, W_i) maps of the stages in out_indices."""
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f'CrossFormer expects (B, {self.in_channels}, H, W) images, got '
+                             f'shape {tuple(x.shape)}')
+        if min(x.shape[2:]) < 32:
+            raise ValueError(f'CrossFormer needs images of at least 32 x 32 (stage 4 has '
+                             f'stride 32), got {tuple(x.shape[2:])}')
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in self.out_indices:
+                out = x if self.out_norm_cfg is None else getattr(self, f'norm{i}')(x)
+                outs.append(out.permute(0, 3, 1, 2).contiguous())
+        return tuple(outs)
+
+    def _freeze_stages(self) -> None:
+        frozen: List[nn.Module] = []
+        if self.frozen_stages >= 0:
+            frozen.append(self.stages[0].cel)
+        for i in range(self.frozen_stages):
+            frozen.append(self.stages[i])
+            if i in self.out_indices and self.out_norm_cfg is not None:
+                frozen.append(getattr(self, f'norm{i}'))
+        for module in frozen:
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'CrossFormer':
+        super().train(mode)
+        self._freeze_stages()
+        return self
+
+    def init_weights(self) -> None:
+        """Truncated-normal init, or the checkpoint of ``init_cfg=dict(type='Pretrained')``."""
+        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
+            from ...checkpoint import load_backbone_checkpoint
+            load_backbone_checkpoint(self, self.init_cfg['checkpoint'])
+            self._is_init = True
+            return
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                trunc_normal_init(m, std=.02, bias=0.)
+            elif isinstance(m, nn.LayerNorm):
+                constant_init(m, val=1., bias=0.)
+        super().init_weights()
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
+        """Accept the official key names wherever a CrossFormer state dict is loaded."""
+        from ...checkpoint import official_to_ours
+        for key in [k for k in state_dict if k.startswith(prefix)]:
+            new = official_to_ours(key[len(prefix):])
+            if new is not None:
+                state_dict[prefix + new] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)

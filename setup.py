@@ -1,0 +1,34 @@
+"""crossformer_mm: CrossFormer and CrossFormer++ backbones for mmdet 3, mmseg 1 and mmpretrain 1."""
+from setuptools import find_packages, setup
+
+# Every version range of the project is stated here, once.
+MMDET = 'mmdet>=3.0,<4.0'
+MMSEG = 'mmsegmentation>=1.0,<2.0'
+MMPRETRAIN = 'mmpretrain>=1.0,<2.0'
+EXTRAS = {
+    'det': [MMDET],
+    # mmseg 1.2 imports ftfy and regex without declaring them.
+    'seg': [MMSEG, 'ftfy', 'regex'],
+    'cls': [MMPRETRAIN],
+    'tests': ['pytest', 'pycocotools'],
+}
+EXTRAS['all'] = sorted({req for reqs in EXTRAS.values() for req in reqs})
+
+setup(
+    name='crossformer_mm',
+    version='0.1.0',
+    description='CrossFormer / CrossFormer++ vision backbones for OpenMMLab 2.0',
+    long_description=open('README.md', encoding='utf-8').read(),
+    long_description_content_type='text/markdown',
+    packages=find_packages(include=['crossformer_mm', 'crossformer_mm.*']),
+    python_requires='>=3.9',
+    install_requires=[
+        'torch>=2.0',
+        'mmengine>=0.10,<1.0',
+        'mmcv>=2.0,<2.2',
+        # mmengine still imports pkg_resources, which setuptools 81 removes.
+        'setuptools<81',
+    ],
+    extras_require=EXTRAS,
+    license='MIT',
+)
