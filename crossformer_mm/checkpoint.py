@@ -16,16 +16,45 @@ import torch
 from mmengine.logging import HistoryBuffer, print_log
 from mmengine.runner import CheckpointLoader
 
-# What mmengine writes besides tensors and plain containers: HistoryBuffer (message_hub) and
-# the numpy arrays, dtypes and scalars inside it and in ``meta``.
+# The four statistics every HistoryBuffer has (mmengine/logging/history_buffer.py).
+_HISTORY_BUFFER_STATISTICS = ('current', 'max', 'mean', 'min')
+
+
+def _history_buffer_statistic(owner, name: str):
+    """``getattr`` for safe unpickling, able to fetch only HistoryBuffer's built-in statistics.
+
+    A pickled HistoryBuffer carries its ``statistics_methods`` (``HistoryBuffer.min`` ...), which
+    pickle protocol 2 (torch.save's) writes as ``getattr(HistoryBuffer, 'min')``. Allow-listing
+    the real ``builtins.getattr`` would let a checkpoint reach any attribute of any allowed
+    object, so this stands in for it and refuses everything else.
+    """
+    if owner is HistoryBuffer and name in _HISTORY_BUFFER_STATISTICS:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'Unsupported global: GLOBAL builtins.getattr, used to fetch {name!r}; it may only fetch '
+        f'the statistics {_HISTORY_BUFFER_STATISTICS} of HistoryBuffer')
+
+
+# Exactly what mmengine writes besides tensors and plain containers (listed by
+# torch.serialization.get_unsafe_globals_in_checkpoint on a Runner checkpoint): HistoryBuffer
+# and its statistics methods (message_hub), numpy arrays (HistoryBuffer histories) and numpy
+# scalars (e.g. ``eta``), which pickle as ndarray, _reconstruct, scalar and dtype. Each dtype
+# is then built by its own class (Float64DType, ...), which must be allowed too: mmengine's own
+# arrays and scalars are float64 and int64, but message_hub's runtime info also keeps what
+# metrics return (``val/<metric>`` arrays, ``best_score``), so every bool, integer and
+# float dtype is allowed; object, string, void, datetime and complex dtypes are not. numpy 2
+# renamed numpy.core to numpy._core, so both names are accepted for checkpoints written by the
+# other numpy.
 _np_core = np._core if hasattr(np, '_core') else np.core
 MMENGINE_GLOBALS = [
     HistoryBuffer,
+    (_history_buffer_statistic, 'builtins.getattr'),
     np.ndarray,
     np.dtype,
-    _np_core.multiarray._reconstruct,
-    _np_core.multiarray.scalar,
-    *sorted({type(np.dtype(code)) for code in np.typecodes['All']}, key=str),
+    *[(getattr(_np_core.multiarray, name), f'numpy.{core}.multiarray.{name}')
+      for core in ('core', '_core') for name in ('_reconstruct', 'scalar')],
+    *sorted({type(np.dtype(code))
+             for code in '?' + np.typecodes['AllInteger'] + np.typecodes['Float']}, key=str),
 ]
 torch.serialization.add_safe_globals(MMENGINE_GLOBALS)
 
@@ -39,8 +68,9 @@ def load_checkpoint_file(path: str, map_location='cpu') -> dict:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        found = re.search(r'GLOBAL ([\w.]+)', str(err))
-        what = f'the global {found.group(1)}' if found else 'an object'
+        # torch names a refused global (GLOBAL posix.system) or a class it may not build.
+        found = re.search(r"GLOBAL ([\w.]+)|but got <class '([^']+)'>", str(err))
+        what = (found.group(1) or found.group(2)) if found else 'an object'
         raise UnsafeCheckpointError(
             f'Refusing to load {path}: it holds {what}, which safe loading (weights_only=True) '
             'does not allow, so none of its code was run. Only tensors, plain containers and '

@@ -66,19 +66,21 @@ class GroupAttention(nn.Module):
 
     def forward(self, x: Tensor, grouping: Grouping) -> Tensor:
         """(B, H, W, C) -> (B, H, W, C)."""
-        b, _, _, c = x.shape
-        pad_b, pad_r = grouping.pad
-        qkv = grouping.group(self.qkv(F.pad(x, (0, 0, 0, pad_r, 0, pad_b))))
+        c, heads, n = x.shape[-1], self.num_heads, grouping.num_tokens
+        hp, wp = grouping.padded_size
+        # Padding after the projection: padded keys are masked and padded queries dropped,
+        # so their values never matter.
+        qkv = F.pad(self.qkv(x), (0, 0, 0, wp - x.shape[2], 0, hp - x.shape[1]))
+        qkv = grouping.group(qkv)
         bias = self.dpb(grouping)
-        n, heads = grouping.num_tokens, self.num_heads
         out = x.new_empty(qkv.shape[:-1] + (c, ))
         for region in grouping.regions:
-            part = qkv[:, region.rows, region.cols]
-            q, k, v = part.reshape(-1, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+            index = (slice(None), region.rows[0], region.rows[1], region.cols[0],
+                     region.cols[1])
+            q, k, v = qkv[index].reshape(-1, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
             mask = bias if region.key_mask is None else bias + region.key_mask
-            part = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype))
-            out[:, region.rows, region.cols] = part.transpose(1, 2).reshape(
-                out[:, region.rows, region.cols].shape)
+            attn = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype))
+            out[index] = attn.transpose(1, 2).reshape(out[index].shape)
         return self.proj(grouping.ungroup(out))
 
 

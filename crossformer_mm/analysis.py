@@ -1,0 +1,139 @@
+"""Params and FLOPs of the models of this package, counted the way the papers count them.
+
+FLOPs are mmengine's :class:`~mmengine.analysis.FlopAnalyzer` counts: one multiply-add is one
+FLOP, convolutions and linear layers count their weights' multiply-adds (no bias), norms count a
+few per element, element-wise ops are free. The analyzer traces the model, so it sees every
+``matmul``, but it has no handle for ``aten::scaled_dot_product_attention``, the fused op
+CrossFormer's group attention runs, and would skip it as hook-based counters (mmcv 1.x's
+``get_model_complexity_info``) skip the attention products. :func:`sdpa_flop_jit` counts them:
+q k^T and attn v, ``B * heads * N * M * head_dim`` multiply-adds each, padded tokens included,
+as they are computed.
+
+The model is run as the official ``get_flops.py`` tools ran it, on one random image:
+backbone, neck and heads without post-processing (``mode='tensor'``); a two-stage detector runs
+mmdet 2's ``forward_dummy`` on 1000 proposals, the first 100 of which go through the mask head(s),
+so that the count does not depend on what a randomly initialised RPN proposes.
+"""
+from contextlib import contextmanager
+from typing import Any, Iterator, List, Sequence, Tuple, Union
+
+import torch
+from mmengine.analysis import FlopAnalyzer, parameter_count
+from mmengine.analysis.jit_handles import get_shape
+from mmengine.model import BaseModel
+from torch import Tensor, nn
+
+from .models.backbones.grouping import Grouping
+
+#: Proposals fed to the RoI head of a two-stage detector, and how many reach its mask head
+#: (mmdet 2's ``forward_dummy``, which the published FLOPs of Mask R-CNNs were counted with).
+NUM_PROPOSALS, NUM_MASK_ROIS = 1000, 100
+
+
+def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
+    """FLOPs of ``aten::scaled_dot_product_attention``: q k^T plus attn v.
+
+    q is (..., N, E), k (..., M, E) and v (..., M, Ev): N * M * E + N * M * Ev multiply-adds per
+    leading index. The softmax, scale and mask are element-wise and free, as everywhere else.
+    """
+    q, k, v = (get_shape(val) for val in inputs[:3])
+    *batch, n, e = q
+    m, ev = k[-2], v[-1]
+    return int(torch.Size(batch).numel()) * n * m * (e + ev)
+
+
+def parse_input_shape(shape: Sequence[int]) -> Tuple[int, int, int]:
+    """(H, W), (S,) or (C, H, W) -> (C, H, W); a square image for one number, 3 channels."""
+    shape = tuple(shape)
+    if len(shape) == 1:
+        shape = (3, shape[0], shape[0])
+    elif len(shape) == 2:
+        shape = (3, ) + shape
+    if len(shape) != 3 or any(not isinstance(s, int) or isinstance(s, bool) or s < 1
+                              for s in shape):
+        raise ValueError(f'input shape must be one, two (H, W) or three (C, H, W) positive '
+                         f'integers, got {shape}')
+    return shape
+
+
+class _TensorForward(nn.Module):
+    """Runs a model without post-processing, with the image tensor as its only input."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: Tensor) -> Any:
+        model = self.model
+        if getattr(model, 'with_rpn', False) and getattr(model, 'with_roi_head', False):
+            return _two_stage_forward(model, inputs)
+        if isinstance(model, BaseModel):
+            return model(inputs, mode='tensor')
+        return model(inputs)
+
+
+def _two_stage_forward(model: nn.Module, inputs: Tensor) -> tuple:
+    """mmdet 2's ``forward_dummy``: every box stage on the proposals, every mask stage on 100.
+
+    mmdet 3's tensor mode instead takes the RPN's post-NMS proposals (data dependent) and, for
+    Cascade R-CNN, runs the mask heads on all of them.
+    """
+    x = model.extract_feat(inputs)
+    outs = (model.rpn_head(x), )
+    height, width = inputs.shape[-2:]
+    generator = torch.Generator().manual_seed(0)
+    xy = torch.rand(NUM_PROPOSALS, 2, 2, generator=generator) * torch.tensor([width, height])
+    boxes = torch.cat([xy.min(1).values, xy.max(1).values], 1).to(inputs)
+    rois = torch.cat([boxes.new_zeros(NUM_PROPOSALS, 1), boxes], 1)
+    roi_head = model.roi_head
+    stages = [(i, ) for i in range(roi_head.num_stages)] if hasattr(roi_head, 'num_stages') \
+        else [()]
+    for stage in stages:
+        if roi_head.with_bbox:
+            bbox = roi_head._bbox_forward(*stage, x, rois)
+            outs += (bbox['cls_score'], bbox['bbox_pred'])
+        if roi_head.with_mask:
+            outs += (roi_head._mask_forward(*stage, x, rois[:NUM_MASK_ROIS])['mask_preds'], )
+    return outs
+
+
+@contextmanager
+def _static_group_geometry() -> Iterator[None]:
+    """While tracing, torch hands ``x.shape`` out as 0-d tensors; groupings need Python ints."""
+    build = Grouping.build
+
+    def build_with_ints(kind, height, width, *args, **kwargs):
+        return build(kind, int(height), int(width), *args, **kwargs)
+
+    Grouping.build = staticmethod(build_with_ints)
+    try:
+        yield
+    finally:
+        Grouping.build = staticmethod(build)
+
+
+def count_params_and_flops(model: nn.Module,
+                           input_shape: Union[int, Sequence[int]]) -> Tuple[int, int]:
+    """(parameters, FLOPs) of ``model`` on one image of ``input_shape`` ((H, W) or (C, H, W)).
+
+    ``model`` is a built mmdet / mmseg / mmpretrain model or any module taking an image batch.
+    Parameters are all of the model's (frozen ones included); FLOPs are multiply-adds with the
+    attention products included (see the module docstring).
+    """
+    if isinstance(input_shape, int):
+        input_shape = (input_shape, )
+    shape = parse_input_shape(input_shape)
+    params = parameter_count(model)['']
+    was_training = model.training
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+        inputs = torch.randn(1, *shape, device=device)
+        analyzer = FlopAnalyzer(_TensorForward(model), (inputs, ))
+        analyzer.set_op_handle('aten::scaled_dot_product_attention', sdpa_flop_jit)
+        analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        with torch.no_grad(), _static_group_geometry():
+            flops = analyzer.total()
+    finally:
+        model.train(was_training)
+    return params, flops
