@@ -7,6 +7,7 @@ module allow-lists exactly those classes and routes mmengine's local checkpoint 
 :func:`load_checkpoint_file`, which keeps safe loading on and names any other global it refuses.
 """
 import functools
+import logging
 import pickle
 import re
 from typing import Dict, Optional
@@ -181,4 +182,5 @@ def load_backbone_checkpoint(backbone: torch.nn.Module, path: str) -> None:
     missing, unexpected = backbone.load_state_dict(state, strict=False)
     print_log(f'Loaded CrossFormer weights from {path}: {len(own) - len(missing)} of '
               f'{len(own)} tensors; missing keys: {missing or "none"}; unexpected keys: '
-              f'{unexpected or "none"}', logger='current')
+              f'{unexpected or "none"}', logger='current',
+              level=logging.WARNING if missing else logging.INFO)

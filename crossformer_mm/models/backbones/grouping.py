@@ -108,10 +108,12 @@ def _span_layout(size: int, group_size: int, dilation: int) -> Tuple[int, int]:
 def _segments(size: int, spans: int, group: int, dilation: int) -> List[Segment]:
     """Runs of groups along one direction with equal padding; groups of padding only are left
     out (their outputs are all dropped)."""
-    segments = [(slice(0, spans - 1), slice(0, dilation), 0)] if spans > 1 else []
     rest = size - (spans - 1) * group * dilation   # map tokens left for the last span
     pads = [group - min(group, max(0, math.ceil((rest - i) / dilation)))
             for i in range(dilation)]
+    if not any(pads):
+        return [(slice(0, spans), slice(0, dilation), 0)]
+    segments = [(slice(0, spans - 1), slice(0, dilation), 0)] if spans > 1 else []
     start = 0
     for i in range(1, dilation + 1):
         if i == dilation or pads[i] != pads[start]:
