@@ -13,6 +13,8 @@ VENV=${1:-.venv}
 PYTHON=${PYTHON:-python3}
 TORCH_PINS=(torch==2.14.1 torchvision==0.29.2)   # the CUDA build from PyPI; it runs on CPU too
 MMCV_VERSION=2.1.0                               # newest mmcv that mmdet 3.3 and mmseg 1.2 accept
+SETUPTOOLS="setuptools>=77.0.3,<81"    # torch needs >= 77.0.3; mmengine and mmcv's build import
+                                       # pkg_resources, which setuptools 81 removed
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/crossformer_mm
 
 log() { echo "[setup] $*"; }
@@ -28,13 +30,12 @@ check() { "$PY" -c "$1" >/dev/null 2>&1; }
 
 if ! check "import setuptools, wheel, ninja; assert int(setuptools.__version__.split('.')[0]) < 81"; then
   log "installing build tools"
-  # setuptools < 81: mmengine still imports pkg_resources.
-  pip install -q "setuptools<81" wheel ninja
+  pip install -q -U pip "$SETUPTOOLS" wheel ninja
 fi
 
 if ! check "import torch, torchvision"; then
   log "installing ${TORCH_PINS[*]}"
-  pip install -q "${TORCH_PINS[@]}"
+  pip install -q "${TORCH_PINS[@]}" "$SETUPTOOLS"
 fi
 
 if ! check "import mmcv, mmcv.ops; from packaging.version import Version as V; assert V('2.0') <= V(mmcv.__version__) < V('2.2')"; then
