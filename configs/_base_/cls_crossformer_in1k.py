@@ -1,0 +1,27 @@
+# ImageNet-1k recipe of the paper (section 5.1), which is Swin's: AdamW, lr 1e-3 at batch 1024,
+# weight decay 0.05, 300 epochs of cosine decay after 20 linear warm-up epochs, RandAugment,
+# Mixup 0.8, CutMix 1.0, random erasing 0.25, label smoothing 0.1, gradient clipping at 5.
+# Each variant sets its arch, its drop path rate and the head's input width.
+_base_ = [
+    'mmpretrain::_base_/models/swin_transformer/tiny_224.py',
+    'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
+    'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',
+    'mmpretrain::_base_/default_runtime.py',
+]
+custom_imports = dict(imports=['crossformer_mm'], allow_failed_imports=False)
+
+# The official classifier: last stage, LayerNorm (official `norm`), average pool, linear `head`.
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='CrossFormer',
+        arch='t',
+        drop_path_rate=0.1,
+        out_indices=(3, ),
+        out_norm_cfg=dict(type='LN')))
+
+# 8 GPUs x 128 images, as the paper trains.
+train_dataloader = dict(batch_size=128)
+val_dataloader = dict(batch_size=128)
+test_dataloader = val_dataloader
+optim_wrapper = dict(clip_grad=dict(max_norm=5.0))

@@ -1,0 +1,3 @@
+_base_ = './_base_/cls_crossformer_in1k.py'
+
+model = dict(backbone=dict(arch='l', drop_path_rate=0.5), head=dict(in_channels=1024))
