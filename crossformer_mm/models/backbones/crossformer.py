@@ -160,7 +160,7 @@ class CrossFormerStage(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.cel(x)
-        h, w = x.shape[1:3]
+        h, w = int(x.shape[1]), int(x.shape[2])  # ints even while a FLOP counter traces
         groupings = [
             Grouping.build(kind, h, w, self.group_size, self.interval, x.device)
             for kind in ('sda', 'lda')[:len(self.blocks)]

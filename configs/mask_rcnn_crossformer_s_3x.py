@@ -1,0 +1,18 @@
+# Mask R-CNN, CrossFormer-S, 3x: AdamW at lr 1e-4, 36 epochs with steps at 27 and 33,
+# multi-scale training (480-800 short side, and DETR's random crop), 8 GPUs x 2 images
+# (section 5.2 of the CrossFormer++ paper; mmdet's Swin recipe). The dense-task group sizes of
+# section 3.3, G = [14, 14, 7, 7] and I = [16, 8, 2, 1]: the paper's 291.1G row.
+_base_ = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py'
+custom_imports = dict(imports=['crossformer_mm'], allow_failed_imports=False)
+pretrained = 'checkpoints/crossformer-s.pth'  # ImageNet-1k, see the README
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='CrossFormer',
+        arch='s',
+        group_size=[14, 14, 7, 7],
+        interval=[16, 8, 2, 1],
+        drop_path_rate=0.2,
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    neck=dict(in_channels=[96, 192, 384, 768]))

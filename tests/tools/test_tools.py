@@ -1,0 +1,121 @@
+"""tools/train.py, test.py and get_flops.py: options, and one-line errors for bad input."""
+import importlib.util
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from crossformer_mm import cli
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+RETINANET = osp.join(ROOT, 'configs', 'retinanet_crossformerpp_s_1x.py')
+
+
+def tool(name: str):
+    """Import tools/<name>.py as a module."""
+    spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fails(capsys, name: str, *argv: str) -> str:
+    """Run the tool, expect exit status 2, return its one-line error."""
+    with pytest.raises(SystemExit) as exc:
+        cli.run_cli(tool(name).main, list(argv))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert 'Traceback' not in err
+    return err
+
+
+@pytest.mark.parametrize('name, argv', [('train', ()), ('test', ('model.pth', )),
+                                        ('get_flops', ())])
+def test_missing_config(capsys, name, argv):
+    assert fails(capsys, name, 'configs/nope.py', *argv) == \
+        'error: config file not found: configs/nope.py'
+
+
+def test_unknown_cfg_option(capsys):
+    err = fails(capsys, 'get_flops', RETINANET, '--cfg-options', 'model.backbone.group_sizes=7')
+    assert err == ("error: unknown key 'model.backbone.group_sizes' in --cfg-options: "
+                   "model.backbone has no 'group_sizes' (it has ['arch', 'drop_path_rate', "
+                   "'group_size', 'init_cfg', 'interval', 'out_indices', 'type'])")
+    err = fails(capsys, 'train', RETINANET, '--cfg-options', 'optim_wrapper.optimizer.lr.x=1')
+    assert err == ("error: unknown key 'optim_wrapper.optimizer.lr.x' in --cfg-options: "
+                   "optim_wrapper.optimizer.lr has no 'x' (it has nothing: it is float 0.0001)")
+
+
+def test_known_cfg_options():
+    cfg = cli.load_config(RETINANET, {
+        'model.backbone.group_size': 14,
+        'train_dataloader.dataset.pipeline.2.scale': (666, 400),
+        'randomness.seed': 0,  # a Runner argument the config leaves out
+    })
+    assert cfg.model.backbone.group_size == 14
+    assert cfg.train_dataloader.dataset.pipeline[2].scale == (666, 400)
+    assert cfg.randomness == dict(seed=0)
+
+
+@pytest.mark.parametrize('shape', [['0', '800'], ['1280', '800', '3'], ['-5']])
+def test_bad_shape(capsys, shape):
+    err = fails(capsys, 'get_flops', RETINANET, '--shape', *shape)
+    assert err == ('error: --shape takes one or two positive integers (H W), got '
+                   + ' '.join(shape))
+
+
+def test_shape_that_is_not_a_number(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.run_cli(tool('get_flops').main, [RETINANET, '--shape', '1280x800'])
+    assert exc.value.code == 2
+    assert "argument --shape: invalid int value: '1280x800'" in capsys.readouterr().err
+
+
+def test_get_flops_prints_params_and_flops(capsys):
+    cli.run_cli(tool('get_flops').main, [RETINANET, '--shape', '64', '96'])
+    assert capsys.readouterr().out.splitlines()[-5:] == [
+        'Input shape: (3, 64, 96)', 'Flops: 1.42 G', 'Flops, LDA as the papers count it: 1.42 G',
+        'Params: 33.04 M', '=' * 30]
+
+
+def test_default_shapes():
+    get_flops = tool('get_flops')
+    assert get_flops.input_shape(None, 'mmdet') == (1280, 800)
+    assert get_flops.input_shape([800], 'mmdet') == (800, 800)
+    assert get_flops.input_shape([512, 1024], 'mmseg') == (512, 1024)
+
+
+def test_test_tool_needs_an_existing_checkpoint(capsys):
+    assert fails(capsys, 'test', RETINANET, 'nope.pth') == \
+        'error: checkpoint file not found: nope.pth'
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='the CPU path')
+def test_amp_needs_cuda(capsys):
+    assert fails(capsys, 'train', RETINANET, '--amp') == 'error: --amp needs a CUDA device'
+
+
+def test_launcher_without_cuda_uses_gloo(monkeypatch):
+    calls = []
+    monkeypatch.setattr(cli.torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setattr(cli.torch_dist, 'is_initialized', lambda: False)
+    monkeypatch.setattr(cli.torch_dist, 'init_process_group', lambda **kw: calls.append(kw))
+    cfg = Config(dict(env_cfg=dict(dist_cfg=dict(backend='nccl'))))
+    cli.setup_launcher(cfg, 'pytorch')
+    assert cfg.launcher == 'pytorch' and cfg.env_cfg.dist_cfg.backend == 'gloo'
+    assert cfg.model_wrapper_cfg == dict(type='MMDistributedDataParallel', device_ids=None,
+                                         broadcast_buffers=False, find_unused_parameters=False)
+    assert calls == [dict(backend='gloo')]
+
+    single = Config(dict(env_cfg=dict(dist_cfg=dict(backend='nccl'))))
+    cli.setup_launcher(single, 'none')
+    assert single.env_cfg.dist_cfg.backend == 'nccl' and 'model_wrapper_cfg' not in single
+
+
+def test_work_dir_defaults_to_the_config_name():
+    cfg = Config(dict())
+    cli.set_work_dir(cfg, None, 'configs/mask_rcnn_crossformer_s_1x.py')
+    assert cfg.work_dir == './work_dirs/mask_rcnn_crossformer_s_1x'
+    cli.set_work_dir(cfg, '/tmp/x', 'configs/mask_rcnn_crossformer_s_1x.py')
+    assert cfg.work_dir == '/tmp/x'

@@ -1,0 +1,51 @@
+"""Evaluate a checkpoint with a config of this repository, whatever its toolbox.
+
+    python tools/test.py configs/mask_rcnn_crossformer_s_1x.py CHECKPOINT [--work-dir DIR]
+        [--out results.pkl] [--tta] [--cfg-options KEY=VALUE ...] [--launcher pytorch]
+"""
+import argparse
+import os.path as osp
+from typing import Optional, Sequence
+
+from crossformer_mm.cli import (CommandLineError, add_common_args, build_runner, load_config,
+                                run_cli, set_work_dir, setup_launcher)
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test a detector, segmentor or classifier')
+    add_common_args(parser)
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='where the evaluation log goes')
+    parser.add_argument('--out', help='also dump the raw predictions to this pickle file')
+    parser.add_argument('--tta', action='store_true',
+                        help="test-time augmentation: the config's tta_pipeline and tta_model "
+                        '(the ADE20K configs: multi-scale and flip testing, "MS IoU")')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.cfg_options)
+    if not osp.isfile(args.checkpoint):
+        raise CommandLineError(f'checkpoint file not found: {args.checkpoint}')
+    setup_launcher(cfg, args.launcher, args.local_rank)
+    set_work_dir(cfg, args.work_dir, args.config)
+    cfg.load_from = args.checkpoint
+    if args.tta:
+        if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+            raise CommandLineError('--tta needs tta_model and tta_pipeline in the config')
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+    if args.out is not None:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise CommandLineError(f'--out must be a .pkl or .pickle file, got {args.out}')
+        dump = dict(type='DumpResults', out_file_path=args.out)
+        evaluator = cfg.test_evaluator
+        cfg.test_evaluator = (list(evaluator) if isinstance(evaluator, (list, tuple)) else
+                              [evaluator]) + [dump]
+    build_runner(cfg).test()
+
+
+if __name__ == '__main__':
+    run_cli(main)

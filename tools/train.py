@@ -1,0 +1,51 @@
+"""Train a model from a config of this repository, whatever its toolbox (mmdet, mmseg, mmpretrain).
+
+    python tools/train.py configs/mask_rcnn_crossformer_s_1x.py [--work-dir DIR] [--amp]
+        [--resume [CHECKPOINT]] [--cfg-options KEY=VALUE ...] [--launcher pytorch]
+"""
+import argparse
+from typing import Optional, Sequence
+
+import torch
+
+from crossformer_mm.cli import (CommandLineError, add_common_args, build_runner, load_config,
+                                run_cli, set_work_dir, setup_launcher)
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a detector, segmentor or classifier')
+    add_common_args(parser)
+    parser.add_argument('--work-dir', help='where logs and checkpoints go')
+    parser.add_argument('--amp', action='store_true', help='automatic mixed precision (CUDA)')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the learning rate by the actual total batch size')
+    parser.add_argument(
+        '--resume', nargs='?', type=str, const='auto',
+        help='resume from CHECKPOINT, or without one from the latest checkpoint of the work dir')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.cfg_options)
+    setup_launcher(cfg, args.launcher, args.local_rank)
+    set_work_dir(cfg, args.work_dir, args.config)
+    if args.amp:
+        if not torch.cuda.is_available():
+            raise CommandLineError('--amp needs a CUDA device')
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    if args.auto_scale_lr:
+        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+            raise CommandLineError('--auto-scale-lr needs auto_scale_lr.base_batch_size in '
+                                   'the config')
+        cfg.auto_scale_lr.enable = True
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+    build_runner(cfg).train()
+
+
+if __name__ == '__main__':
+    run_cli(main)
