@@ -1,4 +1,6 @@
 from .shapes import (CLASSES, PALETTE, SEG_CLASSES, SEG_PALETTE, data_root_options,
                      make_shapes_dataset)
 
-__all__ = ['CLASSES', 'PALETTE', 'SEG_CLASSES', 'SEG_PALETTE', 'data_root_options', 'make_shapes_dataset']
+__all__ = [
+    'CLASSES', 'PALETTE', 'SEG_CLASSES', 'SEG_PALETTE', 'data_root_options', 'make_shapes_dataset'
+]

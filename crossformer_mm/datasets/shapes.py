@@ -32,6 +32,7 @@ SPLITS = ('train', 'val')
 
 MIN_VISIBLE = 0.6  # a new shape may hide at most 40% of any shape drawn before it
 MIN_AREA = 24      # pixels; smaller shapes are not drawn
+TEXTURE = 15       # amplitude of the background texture, in grey levels
 
 
 def _texture(rng: np.random.Generator, size: int, channels: int) -> np.ndarray:
@@ -49,10 +50,10 @@ def _texture(rng: np.random.Generator, size: int, channels: int) -> np.ndarray:
 def _background(rng: np.random.Generator, size: int) -> Tuple[np.ndarray, np.ndarray]:
     """A textured background and its base colour."""
     base = rng.uniform(40, 215, 3).astype(np.float32)
-    return base + 30 * _texture(rng, size, 3), base
+    return base + TEXTURE * _texture(rng, size, 3), base
 
 
-def _colour(rng: np.random.Generator, avoid: np.ndarray, margin: float = 60) -> np.ndarray:
+def _colour(rng: np.random.Generator, avoid: np.ndarray, margin: float = 80) -> np.ndarray:
     """A random colour at least ``margin`` away (in some channel) from ``avoid``."""
     while True:
         colour = rng.uniform(0, 255, 3).astype(np.float32)
@@ -143,7 +144,7 @@ def draw_image(rng: np.random.Generator, size: int, max_shapes: int, min_size: i
                 break
         else:
             continue
-        fill = _colour(rng, base) + 20 * _texture(rng, size, 1)
+        fill = _colour(rng, base) + TEXTURE / 2 * _texture(rng, size, 1)
         image[mask] = fill[mask]
         instances[mask] = len(labels) + 1
         labels.append(label)

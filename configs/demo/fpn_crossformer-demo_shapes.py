@@ -1,0 +1,85 @@
+# Semantic FPN with a small CrossFormer trained from scratch on the synthetic shapes dataset
+# (tools/make_shapes_dataset.py), sized for a few minutes on 2 CPU cores: the README demo.
+# Other data: --cfg-options {train,val,test}_dataloader.dataset.data_root=... (tools/demo.py).
+_base_ = [
+    'mmseg::_base_/models/fpn_r50.py',
+    'mmseg::_base_/default_runtime.py',
+    'mmseg::_base_/schedules/schedule_20k.py',
+]
+custom_imports = dict(imports=['crossformer_mm', 'crossformer_mm.engine'],
+                      allow_failed_imports=False)
+
+data_root = 'data/shapes/'
+# crossformer_mm.datasets.shapes: label 0 is the background, 1-4 the shapes.
+metainfo = dict(
+    classes=('background', 'rectangle', 'ellipse', 'triangle', 'ring'),
+    palette=[(0, 0, 0), (220, 20, 60), (0, 130, 230), (250, 170, 30), (120, 200, 60)])
+max_iters = 400
+dims = 32
+norm_cfg = dict(type='BN', requires_grad=True)
+
+model = dict(
+    data_preprocessor=dict(size_divisor=32),
+    pretrained=None,
+    backbone=dict(
+        _delete_=True,
+        type='CrossFormer',
+        arch=dict(embed_dims=dims, depths=[1, 1, 2, 1], num_heads=[1, 2, 4, 8],
+                  group_size=[7, 7, 7, 7], interval=[8, 4, 2, 1], acl=False),
+        drop_path_rate=0.0,
+        out_indices=(0, 1, 2, 3)),
+    neck=dict(in_channels=[dims, dims * 2, dims * 4, dims * 8], out_channels=64),
+    decode_head=dict(in_channels=[64] * 4, channels=64, num_classes=len(metainfo['classes']),
+                     norm_cfg=norm_cfg))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs'),
+]
+dataset = dict(type='BaseSegDataset', data_root=data_root, metainfo=metainfo,
+               img_suffix='.png', seg_map_suffix='.png', reduce_zero_label=False)
+# Workers hold the pipeline's randomness, so a resumed run replays it exactly.
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(**dataset, data_prefix=dict(img_path='images/train', seg_map_path='labels/train'),
+                 pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=4,
+    num_workers=1,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(**dataset, data_prefix=dict(img_path='images/val', seg_map_path='labels/val'),
+                 pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+test_evaluator = val_evaluator
+
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=3e-4, weight_decay=0.05),
+    clip_grad=dict(max_norm=5.0))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
+    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=False, begin=50, end=max_iters),
+]
+
+default_hooks = dict(
+    logger=dict(interval=10),
+    checkpoint=dict(interval=100, max_keep_ckpts=2))
+# Saves the random state with each checkpoint, so --resume continues exactly.
+custom_hooks = [dict(type='RandomStateHook')]
+log_processor = dict(window_size=10)
+env_cfg = dict(cudnn_benchmark=False)
+randomness = dict(seed=0, deterministic=True)

@@ -1,0 +1,30 @@
+"""Write the synthetic shapes dataset (see :mod:`crossformer_mm.datasets.shapes`).
+
+    python tools/make_shapes_dataset.py data/shapes --num-train 400 --num-val 50 --seed 0
+"""
+import argparse
+
+from crossformer_mm.datasets.shapes import make_shapes_dataset
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('out_dir', nargs='?', default='data/shapes')
+    parser.add_argument('--num-train', type=int, default=400)
+    parser.add_argument('--num-val', type=int, default=50)
+    parser.add_argument('--size', type=int, default=128, help='image side in pixels')
+    parser.add_argument('--max-shapes', type=int, default=6, help='shapes per image at most')
+    parser.add_argument('--seed', type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    paths = make_shapes_dataset(args.out_dir, args.num_train, args.num_val, seed=args.seed,
+                                size=args.size, max_shapes=args.max_shapes)
+    print(f'Wrote {args.num_train} train and {args.num_val} val images to {args.out_dir} '
+          f'({", ".join(paths.values())})')
+
+
+if __name__ == '__main__':
+    main()
