@@ -79,7 +79,8 @@ class GroupAttention(nn.Module):
                      region.cols[1])
             q, k, v = qkv[index].reshape(-1, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
             mask = bias if region.key_mask is None else bias + region.key_mask
-            attn = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype))
+            # A 4-D mask lets PyTorch pick its fused CPU kernel (a 3-D one falls back to math).
+            attn = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype)[None])
             out[index] = attn.transpose(1, 2).reshape(out[index].shape)
         return self.proj(grouping.ungroup(out))
 

@@ -1,0 +1,45 @@
+"""tools/benchmark.py on tiny inputs: settings, alternating timing, ratios, peak memory."""
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parents[2] / 'tools'))
+import benchmark  # noqa: E402
+
+
+def test_parse_setting():
+    setting = benchmark.parse_setting('oracle+bf16+compile+cp')
+    assert setting == benchmark.Setting('oracle+bf16+compile+cp', oracle=True,
+                                        dtype=torch.bfloat16, compile=True, with_cp=True)
+    assert benchmark.parse_setting('production') == benchmark.Setting('production')
+    with pytest.raises(Exception, match='unknown setting token'):
+        benchmark.parse_setting('fp32+fast')
+
+
+def test_compare_alternates_and_prints_ratios(capsys):
+    results = benchmark.main(['t', '--shape', '64', '64', '--threads', '1', '--modes', 'infer',
+                              'train', '--warmup', '0', '--runs', '2', '--compare',
+                              'production', 'oracle+bf16'])
+    assert list(results) == ['infer', 'train']
+    for by_setting in results.values():
+        assert list(by_setting) == ['production', 'oracle+bf16']
+        assert all(len(times) == 2 and min(times) > 0 for times in by_setting.values())
+    out = capsys.readouterr().out
+    assert 'ratios production / oracle+bf16' in out
+    assert 'train step' in out and 'img/s' in out
+
+
+def test_peak_memory_sees_a_step_allocation():
+    size = 64 * 2**20
+    peak = benchmark.peak_memory(lambda: torch.ones(size // 4), torch.device('cpu'))
+    assert 0.95 * size < peak < 1.5 * size  # resident pages, give or take the allocator's
+
+
+def test_memory_mode_runs_in_fresh_processes(capsys):
+    results = benchmark.main(['t', '--shape', '64', '64', '--threads', '1', '--modes',
+                              'memory'])
+    assert list(results) == ['memory infer', 'memory train']
+    assert results['memory train']['production'][0] > 0
+    assert 'peak mem train step' in capsys.readouterr().out
