@@ -171,6 +171,11 @@ def test_flops_match_the_paper(name):
         assert -0.02 < published / 1e9 / paper_flops - 1 < 0  # 0.3-1.2% below every row
 
 
+def test_flops_at_1280x800_of_one_config():
+    """One full-size count always runs; all of them with CROSSFORMER_MM_FLOPS=1."""
+    test_flops_match_the_paper('retinanet_crossformer_s_1x')
+
+
 def _synthetic_sample(height: int = 48, width: int = 64) -> dict:
     """What LoadImageFromFile and LoadAnnotations(with_mask=True) hand the pipeline."""
     rng = np.random.default_rng(0)
