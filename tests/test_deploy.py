@@ -62,12 +62,14 @@ def test_several_sizes_and_unseen_size():
 
 def test_folds_inside_a_classifier():
     """Any model holding a CrossFormer folds, here mmpretrain's ImageClassifier."""
+    from mmengine.registry import DefaultScope
     from mmpretrain.models import ImageClassifier
-    model = ImageClassifier(
-        backbone=dict(type='CrossFormer', arch=TINY, out_indices=(3, ),
-                      out_norm_cfg=dict(type='LN')),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=10, in_channels=256)).eval()
+    with DefaultScope.overwrite_default_scope('mmpretrain'):  # other tests may leave another
+        model = ImageClassifier(
+            backbone=dict(type='CrossFormer', arch=TINY, out_indices=(3, ),
+                          out_norm_cfg=dict(type='LN')),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=10, in_channels=256)).eval()
     folded = fold_position_bias(copy.deepcopy(model), 224)
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
