@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The launcher behind dist_train.sh and dist_test.sh: tools/torchrun.sh SCRIPT NPROC [args]
+# runs tools/SCRIPT in NPROC processes per node over torchrun with --launcher pytorch.
+# Multi-node: set NNODES, NODE_RANK, MASTER_ADDR and PORT. Without CUDA the processes run on
+# CPU over gloo. PYTHON defaults to the checkout's .venv, if there is one.
+set -euo pipefail
+SCRIPT=$1
+NPROC=$2
+shift 2
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+[ -x "$ROOT/.venv/bin/python" ] && DEFAULT_PYTHON=$ROOT/.venv/bin/python || DEFAULT_PYTHON=python
+PYTHON=${PYTHON:-$DEFAULT_PYTHON}
+
+PYTHONPATH="$ROOT:${PYTHONPATH:-}" \
+"$PYTHON" -m torch.distributed.run \
+    --nnodes="${NNODES:-1}" \
+    --node_rank="${NODE_RANK:-0}" \
+    --master_addr="${MASTER_ADDR:-127.0.0.1}" \
+    --nproc_per_node="$NPROC" \
+    --master_port="${PORT:-29500}" \
+    "$ROOT/tools/$SCRIPT" "$@" --launcher pytorch
