@@ -6,15 +6,16 @@ few per element, element-wise ops are free. The analyzer traces the model, so it
 ``matmul``, but it has no handle for ``aten::scaled_dot_product_attention``, the fused op
 CrossFormer's group attention runs, and would skip it as hook-based counters (mmcv 1.x's
 ``get_model_complexity_info``) skip the attention products. :func:`sdpa_flop_jit` counts them:
-q k^T and attn v, ``B * heads * N * M * head_dim`` multiply-adds each, padded tokens included,
-as they are computed.
+q k^T and attn v, ``B * heads * N * M * head_dim`` multiply-adds each, as they are computed
+(this backbone never attends over padding).
 
 The papers' detection and segmentation FLOPs count long distance attention as section 3.2
 describes it, groups of ``ceil(H / I) x ceil(W / I)`` tokens, ``I x I`` of them; the official
 code (and ours) attends within ``G x G`` tokens taken ``I`` apart, which is far cheaper once a
-map is larger than ``G * I``. ``lda_as_published=True`` counts those attention products the
-papers' way instead (see :func:`published_lda_correction`), which brings the detection
-counts within 1% of Tables III and IV.
+map is larger than ``G * I``; and the official code attends over the padding of maps that G
+does not divide. ``lda_as_published=True`` counts the attention products the papers' way
+instead (see :func:`published_pairs`), which brings the detection counts within 1% of
+Tables III and IV.
 
 The model is run as the official ``get_flops.py`` tools ran it, on one random image:
 backbone, neck and heads without post-processing (``mode='tensor'``); a two-stage detector runs
@@ -106,26 +107,32 @@ def _two_stage_forward(model: nn.Module, inputs: Tensor) -> tuple:
     return outs
 
 
-def published_lda_correction(x_shape: Sequence[int], grouping: Grouping) -> int:
-    """FLOPs to add to one block's attention products to count LDA as the papers do.
+def published_pairs(grouping: Grouping) -> int:
+    """(query, key) attention pairs per image of one block, counted as the papers count them.
 
-    The papers: ``I * I`` groups of ``ceil(H / I) * ceil(W / I)`` tokens; executed:
-    ``grouping.num_groups`` groups of ``grouping.num_tokens``. SDA is the same either way.
+    LDA as section 3.2 describes it: ``I * I`` groups of ``ceil(H / I) * ceil(W / I)`` tokens.
+    SDA as the official code runs it: every group of the padded map holds G x G tokens.
     """
-    if grouping.kind != 'lda':
-        return 0
+    if grouping.kind == 'lda':
+        interval = grouping.dilation
+        tokens = math.ceil(grouping.height / interval) * math.ceil(grouping.width / interval)
+        return interval**2 * tokens**2
+    (rows, cols), (gh, gw) = grouping.spans, grouping.group_shape
+    return rows * cols * (gh * gw)**2
+
+
+def published_correction(x_shape: Sequence[int], grouping: Grouping) -> int:
+    """FLOPs to add to one block's attention products (q k^T and attn v) as executed, which
+    skip all padding, to count them as the papers do (:func:`published_pairs`)."""
     batch, channels = int(x_shape[0]), int(x_shape[-1])
-    interval = grouping.dilation
-    published = math.ceil(grouping.height / interval) * math.ceil(grouping.width / interval)
-    executed = grouping.num_groups * grouping.num_tokens**2
-    return 2 * batch * channels * (interval**2 * published**2 - executed)
+    return 2 * batch * channels * (published_pairs(grouping) - grouping.attention_pairs)
 
 
 @contextmanager
-def _published_lda(model: nn.Module, total: List[int]) -> Iterator[None]:
-    """Sum :func:`published_lda_correction` over the group attentions that run."""
+def _published_attention(model: nn.Module, total: List[int]) -> Iterator[None]:
+    """Sum :func:`published_correction` over the group attentions that run."""
     def hook(module: nn.Module, args: tuple) -> None:
-        total[0] += published_lda_correction(args[0].shape, args[1])
+        total[0] += published_correction(args[0].shape, args[1])
 
     handles = [m.register_forward_pre_hook(hook) for m in model.modules()
                if isinstance(m, GroupAttention)]
@@ -171,7 +178,7 @@ def count_complexity(model: nn.Module, input_shape: Union[int, Sequence[int]]) -
         analyzer.set_op_handle('aten::scaled_dot_product_attention', sdpa_flop_jit)
         analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         correction = [0]
-        with torch.no_grad(), _published_lda(model, correction):
+        with torch.no_grad(), _published_attention(model, correction):
             flops = analyzer.total()
     finally:
         model.train(was_training)

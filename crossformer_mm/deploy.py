@@ -1,7 +1,7 @@
 """Deployment: fold every dynamic position bias (DPB) into fixed relative position bias tables.
 
 A DPB is an MLP of the relative offsets inside a group, so for a fixed group shape its output is
-a constant (heads, N, N) bias: exactly a relative position bias (RPB) table, gathered. This is the
+a constant (heads, offsets) table: exactly a relative position bias (RPB) table. This is the
 paper's DPB == RPB equivalence (CrossFormer, sec. 3.2.2). Once the input size is fixed, the group
 shapes are too, and :func:`fold_position_bias` replaces each DPB by the biases it produces for
 those shapes, which removes the MLP (four linear layers, three LayerNorms) from every block::
@@ -26,26 +26,26 @@ Size = Tuple[int, int]
 
 
 class FoldedPositionBias(nn.Module):
-    """A DPB frozen into one (heads, N, N) bias buffer per group shape (``bias_{gh}x{gw}``)."""
+    """A DPB frozen into one (heads, offsets) table per group shape (``table_{gh}x{gw}``)."""
 
     def __init__(self, biases: Dict[Size, Tensor], input_sizes: Sequence[Size]) -> None:
         super().__init__()
         self.group_shapes = sorted(biases)
         self.input_sizes = list(input_sizes)
-        for (gh, gw), bias in biases.items():
-            self.register_buffer(f'bias_{gh}x{gw}', bias.detach().contiguous())
+        for (gh, gw), table in biases.items():
+            self.register_buffer(f'table_{gh}x{gw}', table.detach().contiguous())
 
     def forward(self, grouping: Grouping) -> Tensor:
         gh, gw = grouping.group_shape
-        bias = getattr(self, f'bias_{gh}x{gw}', None)
-        if bias is None:
+        table = getattr(self, f'table_{gh}x{gw}', None)
+        if table is None:
             raise ValueError(
                 f'This CrossFormer\'s position bias was folded for inputs of '
                 f'{self.input_sizes}, whose groups are {self.group_shapes} tokens; a '
                 f'{grouping.height}x{grouping.width} map makes {gh}x{gw} groups. Fold the '
                 f'unfolded model for this input size too (fold_position_bias(model, '
                 f'input_sizes=[...])).')
-        return bias
+        return table
 
     def extra_repr(self) -> str:
         return f'group_shapes={self.group_shapes}'

@@ -1,4 +1,6 @@
 """FLOP counting: mmengine's counts plus the attention products, exactly."""
+from typing import Iterator, Tuple
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -6,7 +8,7 @@ from mmengine.analysis import FlopAnalyzer
 from torch import nn
 
 from crossformer_mm import CrossFormer
-from crossformer_mm.analysis import count_params_and_flops, parse_input_shape
+from crossformer_mm.analysis import count_params_and_flops, parse_input_shape, published_pairs
 from crossformer_mm.models.backbones.grouping import Grouping
 
 
@@ -32,19 +34,21 @@ def test_attention_products_are_added_to_mmengine_counts():
     assert (params, flops) == (4 * 8 + 8, linear + attention)
 
 
-def _attention_products(backbone: CrossFormer, height: int, width: int) -> int:
-    """2 * groups * heads * N * N * head_dim per block, from the groupings, padding included."""
-    total = 0
+def _groupings(backbone: CrossFormer, height: int, width: int) -> Iterator[Tuple[int, Grouping]]:
+    """(channels, grouping) of every block of ``backbone`` on a ``height x width`` image."""
     height, width = height // 4, width // 4
     for i, stage in enumerate(backbone.stages):
         if i:
             height, width = height // 2, width // 2
-        dim = backbone.embed_dims * 2**i
         for b in range(len(stage.blocks)):
-            g = Grouping.build(('sda', 'lda')[b % 2], height, width, stage.group_size,
-                               stage.interval, torch.device('cpu'))
-            total += 2 * g.num_groups * g.num_tokens**2 * dim
-    return total
+            yield backbone.embed_dims * 2**i, Grouping.build(
+                ('sda', 'lda')[b % 2], height, width, stage.group_size, stage.interval,
+                torch.device('cpu'))
+
+
+def _attention_products(backbone: CrossFormer, height: int, width: int) -> int:
+    """2 * heads * head_dim * (query, key) pairs per block, from the groupings."""
+    return sum(2 * dim * g.attention_pairs for dim, g in _groupings(backbone, height, width))
 
 
 @pytest.mark.parametrize('shape', [(224, 224), (160, 96)])
@@ -75,10 +79,27 @@ def test_parse_input_shape_rejects(shape):
         parse_input_shape(shape)
 
 
-def test_lda_as_published():
+@pytest.mark.parametrize('kind, size, interval, published, executed', [
+    # SDA, 14 x 19, G = 7: the official code pads to 2 x 3 groups of 7 x 7; executed: 4 groups
+    # of 7 x 7 and 2 of 7 x 5.
+    ('sda', (14, 19), 2, 6 * 49**2, 4 * 49**2 + 2 * 35**2),
+    # LDA, same map, I = 2: the papers count 2 x 2 groups of 7 x 10 tokens; executed: a span of
+    # 2 x 2 groups of 7 x 7, then groups of 7 x 3 (column offset 0) and 7 x 2 (offset 1).
+    ('lda', (14, 19), 2, 4 * 70**2, 4 * 49**2 + 2 * 21**2 + 2 * 14**2),
+    # A map no larger than G is one group, counted alike.
+    ('lda', (5, 19), 2, 95**2, 95**2),
+])
+def test_published_and_executed_attention_pairs(kind, size, interval, published, executed):
+    grouping = Grouping.build(kind, *size, 7, interval, torch.device('cpu'))
+    assert (published_pairs(grouping), grouping.attention_pairs) == (published, executed)
+
+
+def test_attention_as_published():
+    """published - executed adds up (published_pairs - attention_pairs) over every block."""
     backbone = CrossFormer('t', group_size=[14, 14, 7, 7], interval=[16, 8, 2, 1])
-    executed = count_params_and_flops(backbone, (224, 320))[1]
-    published = count_params_and_flops(backbone, (224, 320), lda_as_published=True)[1]
-    # Only stage 3 (14 x 20 tokens, I = 2, 256 channels, 4 LDA blocks) is larger than G * I:
-    # the papers count 2 x 2 groups of 7 x 10 tokens; the code attends in 8 groups of 7 x 7.
-    assert published - executed == 4 * 2 * 256 * (4 * 70**2 - 8 * 49**2)
+    executed = count_params_and_flops(backbone, (224, 308))[1]
+    published = count_params_and_flops(backbone, (224, 308), lda_as_published=True)[1]
+    assert published - executed == sum(
+        2 * dim * (published_pairs(g) - g.attention_pairs)
+        for dim, g in _groupings(backbone, 224, 308))
+    assert published > executed

@@ -39,12 +39,12 @@ def test_folded_outputs_equal(size, dense):
 def test_folded_model_has_tables_not_mlps():
     folded = fold_position_bias(backbone(), (224, 224))
     assert not any(isinstance(m, DynamicPositionBias) for m in folded.modules())
-    dpb_weights = [k for k in folded.state_dict() if '.dpb.' in k and 'bias_' not in k]
+    dpb_weights = [k for k in folded.state_dict() if '.dpb.' in k and 'table_' not in k]
     assert dpb_weights == []
     stage0 = folded.stages[0].blocks
     # 56x56 map: SDA 4x4 windows, LDA 4x4 tokens 4 apart; the 7x7 map of stage 4 is one group.
     assert stage0[0].attn.dpb.group_shapes == stage0[1].attn.dpb.group_shapes == [(4, 4)]
-    assert stage0[1].attn.dpb.bias_4x4.shape == (1, 16, 16)
+    assert stage0[1].attn.dpb.table_4x4.shape == (1, 7 * 7)   # heads x offsets
     assert folded.stages[3].blocks[1].attn.dpb.group_shapes == [(7, 7)]
 
 

@@ -11,6 +11,7 @@ from typing import Tuple
 
 import torch
 import torch.nn.functional as F
+from mmcv.cnn.bricks.transformer import FFN
 from torch import Tensor, nn
 
 #: The official code's logit for padded keys.
@@ -93,7 +94,7 @@ def attention(attn: nn.Module, x: Tensor, size: int, dilation: int) -> Tensor:
 def block_forward(block: nn.Module, x: Tensor, size: int, dilation: int) -> Tensor:
     """A CrossFormer block on (B, H, W, C) with the oracle attention."""
     x = x + block.drop_path(attention(block.attn, block.norm1(x), size, dilation))
-    x = block.ffn(block.norm2(x), identity=x)
+    x = FFN.forward(block.ffn, block.norm2(x), identity=x)   # mmcv's, not the production one
     return x if block.acl is None else block.acl(x)
 
 

@@ -71,12 +71,13 @@ def flops_by_formula(model, official: bool, size: int = 224) -> int:
             if official:  # G x G groups tiling the map, for SDA and LDA alike
                 g = min(h, bb.group_size[s])
                 n, groups = g * g, (h // g)**2
-            else:         # the groups attention runs on, padded ones included
+                pairs = groups * n * n
+            else:         # the groups attention runs on, padding left out
                 grouping = Grouping.build(('sda', 'lda')[b % 2], h, h, bb.group_size[s],
                                           bb.interval[s], 'cpu')
-                n, groups = grouping.num_tokens, grouping.num_groups
+                pairs = grouping.attention_pairs
             dpb = 2 * width + 2 * width * width + width * heads  # per row fed to the DPB MLP
-            flops += h * h * 4 * dim * dim + groups * 2 * n * n * dim + 8 * h * h * dim * dim
+            flops += h * h * 4 * dim * dim + 2 * pairs * dim + 8 * h * h * dim * dim
             flops += 2 * norm * h * h * dim                      # norm1, norm2
             if official:  # the DPB counted per group on its n tokens
                 flops += groups * n * dpb

@@ -49,9 +49,89 @@ class DynamicPositionBias(nn.Module):
         ])
 
     def forward(self, grouping: Grouping) -> Tensor:
-        """The (heads, N, N) bias of one group of ``grouping``."""
-        table = self.layers(self.proj(grouping.offsets))   # (num_offsets, heads)
-        return table[grouping.index].permute(2, 0, 1)
+        """The (heads, num_offsets) bias of every relative offset of ``grouping``'s groups."""
+        return self.layers(self.proj(grouping.offsets)).t()
+
+
+def _autograd() -> bool:
+    """Whether a backward pass may follow: the memory-saving autograd functions below are
+    then worth it. Not while a FLOP counter traces the model, which sees only aten ops."""
+    return torch.is_grad_enabled() and not torch.jit.is_tracing()
+
+
+class _PermuteTokens(torch.autograd.Function):
+    """``x[order]`` for a permutation ``order``: its gradient is a gather by the inverse
+    permutation (autograd's would be a much slower scatter-add)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, order: Tensor, inverse: Tensor) -> Tensor:
+        ctx.save_for_backward(inverse)
+        return x.index_select(0, order)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        inverse, = ctx.saved_tensors
+        return grad.index_select(0, inverse), None, None
+
+
+def permute_tokens(x: Tensor, order: Tensor, inverse: Tensor) -> Tensor:
+    """The rows of (tokens, C) ``x`` in ``order``, a permutation whose inverse is ``inverse``."""
+    if _autograd():
+        return _PermuteTokens.apply(x, order, inverse)
+    return x.index_select(0, order)
+
+
+class _BiasedAttentionCPU(torch.autograd.Function):
+    """Attention with a learnt bias, for training on CPU: see :func:`attend`.
+
+    The forward pass runs PyTorch's fused kernel; the backward pass recomputes the probabilities
+    a few groups at a time, as flash attention does, instead of keeping all of them.
+    """
+    CHUNK_ELEMENTS = 1 << 22   # probabilities recomputed at a time
+
+    @staticmethod
+    def forward(ctx, qkv: Tensor, bias: Tensor) -> Tensor:
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)
+        # A mask that requires grad, even in no-grad mode, sends PyTorch to its math path.
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.detach().to(q.dtype)[None])
+        ctx.save_for_backward(qkv, bias)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        qkv, bias = ctx.saved_tensors
+        scale = qkv.shape[-1]**-0.5
+        grad_qkv = torch.empty_like(qkv, memory_format=torch.contiguous_format)
+        grad_q, grad_k, grad_v = grad_qkv.permute(2, 0, 3, 1, 4)
+        grad_bias = torch.zeros_like(bias, dtype=torch.float32)
+        step = max(1, _BiasedAttentionCPU.CHUNK_ELEMENTS // bias.numel())
+        for i in range(0, qkv.shape[0], step):
+            chunk = slice(i, i + step)
+            q, k, v = (t.contiguous() for t in qkv[chunk].permute(2, 0, 3, 1, 4))
+            grad = grad_out[chunk].contiguous()
+            p = torch.softmax(q @ k.transpose(-2, -1) * scale + bias.to(q.dtype), -1)
+            grad_p = grad @ v.transpose(-2, -1)
+            grad_logits = p * (grad_p - (p * grad_p).sum(-1, keepdim=True))
+            grad_bias += grad_logits.sum(0, dtype=torch.float32)
+            grad_q[chunk] = grad_logits @ k * scale
+            grad_k[chunk] = grad_logits.transpose(-2, -1) @ q * scale
+            grad_v[chunk] = p.transpose(-2, -1) @ grad
+        return grad_qkv, grad_bias.to(bias.dtype)
+
+
+def attend(qkv: Tensor, bias: Tensor) -> Tensor:
+    """Attention within groups: (groups, N, 3, heads, d) qkv and a (heads, N, N) bias ->
+    (groups, heads, N, d).
+
+    PyTorch's fused CPU kernel has no gradient for its mask, so when the DPB's bias needs one
+    the kernel would fall back to the math path, which keeps every (groups, heads, N, N)
+    probability for the backward pass; :class:`_BiasedAttentionCPU` avoids that.
+    """
+    if bias.requires_grad and _autograd() and qkv.device.type == 'cpu':
+        return _BiasedAttentionCPU.apply(qkv, bias)
+    q, k, v = qkv.permute(2, 0, 3, 1, 4)
+    # A 4-D mask lets PyTorch pick its fused kernels (a 3-D one falls back to math).
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype)[None])
 
 
 class GroupAttention(nn.Module):
@@ -66,23 +146,18 @@ class GroupAttention(nn.Module):
 
     def forward(self, x: Tensor, grouping: Grouping) -> Tensor:
         """(B, H, W, C) -> (B, H, W, C)."""
-        c, heads, n = x.shape[-1], self.num_heads, grouping.num_tokens
-        hp, wp = grouping.padded_size
-        # Padding after the projection: padded keys are masked and padded queries dropped,
-        # so their values never matter.
-        qkv = F.pad(self.qkv(x), (0, 0, 0, wp - x.shape[2], 0, hp - x.shape[1]))
-        qkv = grouping.group(qkv)
-        bias = self.dpb(grouping)
-        out = x.new_empty(qkv.shape[:-1] + (c, ))
-        for region in grouping.regions:
-            index = (slice(None), region.rows[0], region.rows[1], region.cols[0],
-                     region.cols[1])
-            q, k, v = qkv[index].reshape(-1, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
-            mask = bias if region.key_mask is None else bias + region.key_mask
-            # A 4-D mask lets PyTorch pick its fused CPU kernel (a 3-D one falls back to math).
-            attn = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype)[None])
-            out[index] = attn.transpose(1, 2).reshape(out[index].shape)
-        return self.proj(grouping.ungroup(out))
+        shape, c, heads = x.shape, x.shape[-1], self.num_heads
+        # The tokens group by group, so that every group is a contiguous run.
+        qkv = self.qkv(permute_tokens(x.reshape(-1, c), grouping.order, grouping.inverse))
+        table = self.dpb(grouping)
+        outs = []
+        sizes = [grouping.batch * region.groups * region.num_tokens for region in grouping.regions]
+        for region, part in zip(grouping.regions, qkv.split(sizes)):
+            out = attend(part.view(-1, region.num_tokens, 3, heads, c // heads),
+                         table[:, region.index])
+            outs.append(out.transpose(1, 2).reshape(-1, c))
+        out = self.proj(outs[0] if len(outs) == 1 else torch.cat(outs))
+        return permute_tokens(out, grouping.inverse, grouping.order).view(shape)
 
 
 class AmplitudeCoolingLayer(nn.Module):
@@ -98,6 +173,42 @@ class AmplitudeCoolingLayer(nn.Module):
         return self.norm(self.conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
 
 
+class _GeluLinear(torch.autograd.Function):
+    """``linear(gelu(h))`` that keeps only ``h`` for the backward pass and recomputes the
+    (cheap, element-wise) GELU there: autograd would keep both, the two widest activations."""
+
+    @staticmethod
+    def forward(ctx, h: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+        ctx.save_for_backward(h, weight)
+        return F.linear(F.gelu(h), weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        h, weight = ctx.saved_tensors
+        grad_2d = grad.reshape(-1, grad.shape[-1])
+        # Under autocast h and grad are low precision while weight is not: cast explicitly.
+        grad_weight = grad_2d.t() @ F.gelu(h).reshape(-1, h.shape[-1]).to(grad.dtype)
+        grad_h = torch.ops.aten.gelu_backward(grad @ weight.to(grad.dtype), h)
+        return (grad_h, grad_weight.to(weight.dtype),
+                grad_2d.sum(0, dtype=torch.float32).to(weight.dtype))
+
+
+class CrossFormerFFN(FFN):
+    """mmcv's FFN (fc1, GELU, fc2, no dropout) that keeps one copy of its widest activation:
+    training stores fc1's output only, inference applies the GELU in place."""
+
+    def forward(self, x: Tensor, identity: Tensor) -> Tensor:
+        if torch.jit.is_tracing():   # FLOP counters see aten ops only
+            return super().forward(x, identity=identity)
+        fc1, fc2 = self.layers[0][0], self.layers[1]
+        h = fc1(x)
+        if torch.is_grad_enabled():
+            out = _GeluLinear.apply(h, fc2.weight, fc2.bias)
+        else:
+            out = fc2(torch.ops.aten.gelu_(h))
+        return identity + self.dropout_layer(out)
+
+
 class CrossFormerBlock(nn.Module):
     """Pre-norm group attention and MLP with residuals, optionally followed by an ACL."""
 
@@ -107,8 +218,8 @@ class CrossFormerBlock(nn.Module):
         self.attn = GroupAttention(dim, num_heads)
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim)
-        self.ffn = FFN(dim, 4 * dim, act_cfg=dict(type='GELU'),
-                       dropout_layer=dict(type='DropPath', drop_prob=drop_path))
+        self.ffn = CrossFormerFFN(dim, 4 * dim, act_cfg=dict(type='GELU'),
+                                  dropout_layer=dict(type='DropPath', drop_prob=drop_path))
         self.acl = AmplitudeCoolingLayer(dim) if with_acl else None
 
     def forward(self, x: Tensor, grouping: Grouping) -> Tensor:
@@ -161,9 +272,9 @@ class CrossFormerStage(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.cel(x)
-        h, w = int(x.shape[1]), int(x.shape[2])  # ints even while a FLOP counter traces
+        b, h, w = (int(s) for s in x.shape[:3])  # ints even while a FLOP counter traces
         groupings = [
-            Grouping.build(kind, h, w, self.group_size, self.interval, x.device)
+            Grouping.build(kind, h, w, self.group_size, self.interval, x.device, b)
             for kind in ('sda', 'lda')[:len(self.blocks)]
         ]
         for i, block in enumerate(self.blocks):
