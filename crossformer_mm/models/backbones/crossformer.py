@@ -31,6 +31,9 @@ from torch.utils.checkpoint import checkpoint
 from .grouping import Grouping
 
 NUM_STAGES = 4
+#: Values computed at a time where a large temporary would cost more in fresh memory pages than
+#: in arithmetic, or hold memory that a backward pass does not need (16 MiB in float32).
+CHUNK_ELEMENTS = 1 << 22
 
 
 class DynamicPositionBias(nn.Module):
@@ -57,6 +60,11 @@ def _autograd() -> bool:
     """Whether a backward pass may follow: the memory-saving autograd functions below are
     then worth it. Not while a FLOP counter traces the model, which sees only aten ops."""
     return torch.is_grad_enabled() and not torch.jit.is_tracing()
+
+
+def _chunk_rows(width: int) -> int:
+    """Rows of ``width`` values that make one chunk of :data:`CHUNK_ELEMENTS`."""
+    return max(1, CHUNK_ELEMENTS // width)
 
 
 class _PermuteTokens(torch.autograd.Function):
@@ -87,7 +95,6 @@ class _BiasedAttentionCPU(torch.autograd.Function):
     The forward pass runs PyTorch's fused kernel; the backward pass recomputes the probabilities
     a few groups at a time, as flash attention does, instead of keeping all of them.
     """
-    CHUNK_ELEMENTS = 1 << 22   # probabilities recomputed at a time
 
     @staticmethod
     def forward(ctx, qkv: Tensor, bias: Tensor) -> Tensor:
@@ -104,7 +111,7 @@ class _BiasedAttentionCPU(torch.autograd.Function):
         grad_qkv = torch.empty_like(qkv, memory_format=torch.contiguous_format)
         grad_q, grad_k, grad_v = grad_qkv.permute(2, 0, 3, 1, 4)
         grad_bias = torch.zeros_like(bias, dtype=torch.float32)
-        step = max(1, _BiasedAttentionCPU.CHUNK_ELEMENTS // bias.numel())
+        step = _chunk_rows(bias.numel())   # groups whose probabilities are recomputed at once
         for i in range(0, qkv.shape[0], step):
             chunk = slice(i, i + step)
             q, k, v = (t.contiguous() for t in qkv[chunk].permute(2, 0, 3, 1, 4))
@@ -147,11 +154,11 @@ class GroupAttention(nn.Module):
     def forward(self, x: Tensor, grouping: Grouping) -> Tensor:
         """(B, H, W, C) -> (B, H, W, C)."""
         shape, c, heads = x.shape, x.shape[-1], self.num_heads
-        # The tokens group by group, so that every group is a contiguous run.
+        # The tokens in group order, so that every group is a contiguous run.
         qkv = self.qkv(permute_tokens(x.reshape(-1, c), grouping.order, grouping.inverse))
         table = self.dpb(grouping)
-        outs = []
         sizes = [grouping.batch * region.groups * region.num_tokens for region in grouping.regions]
+        outs = []
         for region, part in zip(grouping.regions, qkv.split(sizes)):
             out = attend(part.view(-1, region.num_tokens, 3, heads, c // heads),
                          table[:, region.index])
@@ -185,28 +192,30 @@ class _GeluLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         h, weight = ctx.saved_tensors
-        grad_2d = grad.reshape(-1, grad.shape[-1])
         # Under autocast h and grad are low precision while weight is not: cast explicitly.
-        grad_weight = grad_2d.t() @ F.gelu(h).reshape(-1, h.shape[-1]).to(grad.dtype)
+        grad_weight = grad.t() @ F.gelu(h).to(grad.dtype)
         grad_h = torch.ops.aten.gelu_backward(grad @ weight.to(grad.dtype), h)
         return (grad_h, grad_weight.to(weight.dtype),
-                grad_2d.sum(0, dtype=torch.float32).to(weight.dtype))
+                grad.sum(0, dtype=torch.float32).to(weight.dtype))
 
 
 class CrossFormerFFN(FFN):
     """mmcv's FFN (fc1, GELU, fc2, no dropout) that keeps one copy of its widest activation:
-    training stores fc1's output only, inference applies the GELU in place."""
+    training stores fc1's output only; inference runs a few thousand tokens at a time, with
+    the GELU in place. Small chunks also matter for speed: a large fresh tensor costs more in
+    new memory pages than in arithmetic."""
 
     def forward(self, x: Tensor, identity: Tensor) -> Tensor:
         if torch.jit.is_tracing():   # FLOP counters see aten ops only
             return super().forward(x, identity=identity)
         fc1, fc2 = self.layers[0][0], self.layers[1]
-        h = fc1(x)
+        tokens = x.reshape(-1, x.shape[-1])
         if torch.is_grad_enabled():
-            out = _GeluLinear.apply(h, fc2.weight, fc2.bias)
+            out = _GeluLinear.apply(fc1(tokens), fc2.weight, fc2.bias)
         else:
-            out = fc2(torch.ops.aten.gelu_(h))
-        return identity + self.dropout_layer(out)
+            out = torch.cat([fc2(torch.ops.aten.gelu_(fc1(part)))
+                             for part in tokens.split(_chunk_rows(fc1.out_features))])
+        return identity + self.dropout_layer(out.view(x.shape))
 
 
 class CrossFormerBlock(nn.Module):

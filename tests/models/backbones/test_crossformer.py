@@ -222,7 +222,7 @@ def _reference_attention(qkv, bias):
 
 @pytest.mark.parametrize('chunk', [1 << 22, 3 * 2 * 12 * 12])   # one chunk; 3 of 7 groups
 def test_attention_gradients_with_the_learnt_bias(monkeypatch, chunk):
-    monkeypatch.setattr(cf_module._BiasedAttentionCPU, 'CHUNK_ELEMENTS', chunk)
+    monkeypatch.setattr(cf_module, 'CHUNK_ELEMENTS', chunk)
     qkv = torch.randn(7, 12, 3, 2, 8, requires_grad=True)   # groups, N, qkv, heads, d
     bias = torch.randn(2, 12, 12, requires_grad=True)
     grad = torch.randn(7, 2, 12, 8)
@@ -254,8 +254,9 @@ def test_training_keeps_no_attention_probabilities():
 
 
 @pytest.mark.parametrize('dtype', [None, torch.bfloat16])
-def test_ffn_keeps_its_hidden_activation_once(dtype):
+def test_ffn_keeps_its_hidden_activation_once(monkeypatch, dtype):
     """Same outputs and gradients as mmcv's FFN, with one (tokens, 4C) tensor kept, not two."""
+    monkeypatch.setattr(cf_module, 'CHUNK_ELEMENTS', 3 * 32)   # 3 tokens at a time
     ffn = cf_module.CrossFormerFFN(8, 32, act_cfg=dict(type='GELU'))
     x = torch.randn(2, 5, 8, requires_grad=True)
 
@@ -274,7 +275,7 @@ def test_ffn_keeps_its_hidden_activation_once(dtype):
     for forward, kept in ((cf_module.CrossFormerFFN.forward, 1), (cf_module.FFN.forward, 2)):
         shapes = _saved_shapes(lambda: forward(ffn, x, identity=x))
         assert [shape.numel() for shape in shapes].count(2 * 5 * 32) == kept
-    with torch.no_grad():   # inference applies the GELU in place
+    with torch.no_grad():   # inference: the GELU in place
         torch.testing.assert_close(ffn(x, x), cf_module.FFN.forward(ffn, x, identity=x))
 
 
