@@ -30,7 +30,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--data-root', default='data/shapes')
-    parser.add_argument('--num-images', type=int, nargs=2, default=(400, 50),
+    parser.add_argument('--num-images', type=int, nargs=2, default=(2000, 100),
                         metavar=('TRAIN', 'VAL'))
     parser.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
                         help='more overrides for both configs, e.g. train_cfg.max_iters=20')

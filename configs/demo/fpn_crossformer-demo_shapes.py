@@ -10,11 +10,10 @@ custom_imports = dict(imports=['crossformer_mm', 'crossformer_mm.engine'],
                       allow_failed_imports=False)
 
 data_root = 'data/shapes/'
-# crossformer_mm.datasets.shapes: label 0 is the background, 1-4 the shapes.
-metainfo = dict(
-    classes=('background', 'rectangle', 'ellipse', 'triangle', 'ring'),
-    palette=[(0, 0, 0), (220, 20, 60), (0, 130, 230), (250, 170, 30), (120, 200, 60)])
-max_iters = 400
+# crossformer_mm.datasets.shapes.SEG_CLASSES: label 0 is the background, 1-3 the shapes.
+metainfo = dict(classes=('background', 'rectangle', 'triangle', 'ring'),
+                palette=[(0, 0, 0), (220, 20, 60), (250, 170, 30), (120, 200, 60)])
+max_iters = 2000
 dims = 32
 norm_cfg = dict(type='BN', requires_grad=True)
 
@@ -24,8 +23,9 @@ model = dict(
     backbone=dict(
         _delete_=True,
         type='CrossFormer',
+        # Groups that fit the 16x16 ... 2x2 maps of a 64x64 image.
         arch=dict(embed_dims=dims, depths=[1, 1, 2, 1], num_heads=[1, 2, 4, 8],
-                  group_size=[7, 7, 7, 7], interval=[8, 4, 2, 1], acl=False),
+                  group_size=[8, 8, 4, 2], interval=[2, 1, 1, 1], acl=False),
         drop_path_rate=0.0,
         out_indices=(0, 1, 2, 3)),
     neck=dict(in_channels=[dims, dims * 2, dims * 4, dims * 8], out_channels=64),
@@ -47,14 +47,14 @@ dataset = dict(type='BaseSegDataset', data_root=data_root, metainfo=metainfo,
                img_suffix='.png', seg_map_suffix='.png', reduce_zero_label=False)
 # Workers hold the pipeline's randomness, so a resumed run replays it exactly.
 train_dataloader = dict(
-    batch_size=4,
+    batch_size=8,
     num_workers=2,
     persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(**dataset, data_prefix=dict(img_path='images/train', seg_map_path='labels/train'),
                  pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=4,
+    batch_size=10,
     num_workers=1,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
@@ -68,18 +68,18 @@ train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=3e-4, weight_decay=0.05),
+    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05),
     clip_grad=dict(max_norm=5.0))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
-    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=False, begin=50, end=max_iters),
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=200),
+    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=False, begin=200, end=max_iters),
 ]
 
 default_hooks = dict(
-    logger=dict(interval=10),
-    checkpoint=dict(interval=100, max_keep_ckpts=2))
+    logger=dict(interval=50),
+    checkpoint=dict(interval=500, max_keep_ckpts=2))
 # Saves the random state with each checkpoint, so --resume continues exactly.
 custom_hooks = [dict(type='RandomStateHook')]
-log_processor = dict(window_size=10)
+log_processor = dict(window_size=50)
 env_cfg = dict(cudnn_benchmark=False)
 randomness = dict(seed=0, deterministic=True)

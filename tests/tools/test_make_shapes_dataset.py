@@ -10,8 +10,8 @@ import pytest
 from pycocotools import mask as mask_util
 from pycocotools.coco import COCO
 
-from crossformer_mm.datasets.shapes import (CLASSES, SEG_CLASSES, make_shapes_dataset,
-                                            mask_to_polygons)
+from crossformer_mm.datasets.shapes import (CLASSES, SEG_CLASSES, draw_image,
+                                            make_shapes_dataset, mask_to_polygons, write_split)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMALL = dict(num_train=6, num_val=3, size=64)
@@ -45,7 +45,9 @@ def test_coco_annotations_are_valid(shapes, split, num):
     coco = COCO(str(shapes / 'annotations' / f'instances_{split}.json'))
     assert [c['name'] for c in coco.loadCats(coco.getCatIds())] == list(CLASSES)
     assert len(coco.getImgIds()) == num
-    assert len(coco.getAnnIds()) >= 2 * num  # at least two shapes per image
+    # One to three shapes an image, two or more in most (92% of the demo's images).
+    assert all(coco.getAnnIds(imgIds=[i]) for i in coco.getImgIds())
+    assert len(coco.getAnnIds()) >= 1.5 * num
     for ann in coco.loadAnns(coco.getAnnIds()):
         image = coco.loadImgs(ann['image_id'])[0]
         mask = coco.annToMask(ann).astype(bool)
@@ -69,6 +71,54 @@ def test_label_pngs_hold_known_ids_and_match_the_images(shapes):
             assert labels.dtype == np.uint8 and labels.shape == image.shape[:2] == (64, 64)
             seen |= set(np.unique(labels).tolist())
     assert seen <= set(range(len(SEG_CLASSES))) and 0 in seen and len(seen) > 2
+
+
+def test_classes_choose_the_shapes_and_their_ids(tmp_path):
+    make_shapes_dataset(str(tmp_path), num_train=4, num_val=1, size=64,
+                        classes=('ellipse', 'ring'))
+    coco = COCO(str(tmp_path / 'annotations' / 'instances_train.json'))
+    assert [c['name'] for c in coco.loadCats(coco.getCatIds())] == ['ellipse', 'ring']
+    assert {ann['category_id'] for ann in coco.loadAnns(coco.getAnnIds())} <= {1, 2}
+    for name in os.listdir(tmp_path / 'labels' / 'train'):
+        labels = cv2.imread(str(tmp_path / 'labels' / 'train' / name), cv2.IMREAD_UNCHANGED)
+        assert set(np.unique(labels).tolist()) <= {0, 1, 2}
+
+
+@pytest.mark.parametrize('classes', [('square', ), (), ('ring', 'ring')])
+def test_unknown_or_repeated_classes_are_refused(classes, tmp_path):
+    with pytest.raises(ValueError, match='classes must be distinct names'):
+        write_split(str(tmp_path), 'train', 1, classes=classes)
+
+
+def _fill_ratios(min_visible: float) -> list:
+    """Each rectangle's visible area over its convex hull's, in 20 drawings."""
+    ratios = []
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        _, instances, labels = draw_image(rng, 64, 3, 24, 48, ('rectangle', ),
+                                          min_visible=min_visible)
+        for k in range(1, len(labels) + 1):
+            points = np.argwhere(instances == k)[:, ::-1].astype(np.int32)
+            hull = cv2.contourArea(cv2.convexHull(points)) + 0.5 * len(cv2.convexHull(points))
+            ratios.append(len(points) / max(hull, 1.0))
+    return ratios
+
+
+def test_min_visible_bounds_how_much_a_shape_may_hide():
+    # Nothing may be hidden: every rectangle stays whole (convex).
+    assert min(_fill_ratios(1.0)) > 0.85
+    # Anything may be hidden: some rectangle loses a large part to a later one.
+    assert min(_fill_ratios(0.0)) < 0.6
+
+
+def test_demo_configs_use_the_generator_classes():
+    from mmengine.config import Config
+    det = Config.fromfile(os.path.join(ROOT, 'configs/demo/mask-rcnn_crossformer-demo_shapes.py'))
+    seg = Config.fromfile(os.path.join(ROOT, 'configs/demo/fpn_crossformer-demo_shapes.py'))
+    assert tuple(det.metainfo['classes']) == CLASSES
+    assert det.model.roi_head.bbox_head.num_classes == len(CLASSES)
+    assert tuple(seg.metainfo['classes']) == SEG_CLASSES
+    assert seg.model.decode_head.num_classes == len(SEG_CLASSES)
 
 
 def test_polygons_keep_holes():

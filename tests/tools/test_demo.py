@@ -1,0 +1,30 @@
+"""tools/demo.py (what ``make demo`` runs) end to end, cut to two iterations on six images."""
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_demo_writes_scores_and_pictures(tmp_path):
+    work_dir, data_root = tmp_path / 'demo', tmp_path / 'shapes'
+    subprocess.run([sys.executable, 'tools/demo.py', '--work-dir', str(work_dir), '--data-root',
+                    str(data_root), '--num-images', '4', '2', '--num-show', '2', '--cfg-options',
+                    'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+                    'default_hooks.logger.interval=1', 'train_dataloader.batch_size=2'],
+                   cwd=ROOT, check=True)
+    assert len(os.listdir(data_root / 'images' / 'train')) == 4
+    with open(work_dir / 'scores.json') as f:
+        scores = json.load(f)
+    assert set(scores) == {'mask-rcnn', 'fpn'}
+    assert set(scores['mask-rcnn']) == {'coco/bbox_mAP', 'coco/segm_mAP'}
+    assert set(scores['fpn']) == {'mIoU'}
+    assert all(0 <= value <= 100 for model in scores.values() for value in model.values())
+    # Two val images, each drawn 3x larger: the image, Mask R-CNN's and the FPN's predictions.
+    predictions = cv2.imread(str(work_dir / 'predictions.png'))
+    assert predictions.shape == (2 * 3 * 64, 3 * 3 * 64, 3)
+    losses = cv2.imread(str(work_dir / 'loss_curves.png'))
+    assert losses is not None and losses.shape[1] > losses.shape[0]
