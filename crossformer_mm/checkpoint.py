@@ -3,13 +3,16 @@
 torch >= 2.6 unpickles checkpoints with ``weights_only=True``, which refuses every global that
 is not allow-listed, and so refuses mmengine's own checkpoints (their ``message_hub`` holds
 :class:`~mmengine.logging.HistoryBuffer` objects and numpy arrays and scalars). Importing this
-module allow-lists exactly those classes and routes mmengine's local checkpoint loading through
-:func:`load_checkpoint_file`, which keeps safe loading on and names any other global it refuses.
+module allow-lists exactly those classes, reads the yacs config that official ImageNet
+checkpoints carry as an OrderedDict (:class:`YacsConfig`), and routes mmengine's local
+checkpoint loading through :func:`load_checkpoint_file`, which keeps safe loading on and names
+any other global it refuses.
 """
 import functools
 import logging
 import pickle
 import re
+from collections import OrderedDict
 from typing import Dict, Optional
 
 import numpy as np
@@ -57,7 +60,24 @@ MMENGINE_GLOBALS = [
     *sorted({type(np.dtype(code))
              for code in '?' + np.typecodes['AllInteger'] + np.typecodes['Float']}, key=str),
 ]
-torch.serialization.add_safe_globals(MMENGINE_GLOBALS)
+
+
+class YacsConfig:
+    """Stands in for ``yacs.config.CfgNode`` when unpickling: a node becomes an OrderedDict.
+
+    The official ImageNet training code (Swin's ``save_checkpoint``) stores its yacs config next
+    to the weights. yacs need not be installed and none of its code runs. torch's safe
+    unpickler puts items only into dicts and OrderedDicts, hence the OrderedDict; the node's
+    own flags (``__immutable__`` ...) end up as its attributes, unused.
+    """
+
+    def __new__(cls, *args) -> OrderedDict:
+        return OrderedDict()
+
+
+# What the official checkpoints hold besides tensors and plain containers.
+OFFICIAL_GLOBALS = [(YacsConfig, 'yacs.config.CfgNode')]
+torch.serialization.add_safe_globals(MMENGINE_GLOBALS + OFFICIAL_GLOBALS)
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
@@ -74,8 +94,9 @@ def load_checkpoint_file(path: str, map_location='cpu') -> dict:
         what = (found.group(1) or found.group(2)) if found else 'an object'
         raise UnsafeCheckpointError(
             f'Refusing to load {path}: it holds {what}, which safe loading (weights_only=True) '
-            'does not allow, so none of its code was run. Only tensors, plain containers and '
-            "mmengine's own checkpoint classes are accepted.") from None
+            'does not allow, so none of its code was run. Only tensors, plain containers, '
+            "mmengine's own checkpoint classes and the official code's yacs config are "
+            'accepted.') from None
     except FileNotFoundError:
         raise FileNotFoundError(f'Checkpoint not found: {path}') from None
     except (RuntimeError, EOFError, OSError) as err:

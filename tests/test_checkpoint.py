@@ -3,7 +3,9 @@ the official key names."""
 import contextlib
 import os
 import pickle
+import sys
 import uuid
+from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -263,6 +265,19 @@ def test_checkpoint_from_numpy_1_loads(tmp_path):
     path.write_bytes(path.read_bytes().replace(b'numpy._core.multiarray', b'numpy.core.multiarray'))
     checkpoint = load_checkpoint_file(str(path))
     assert checkpoint['eta'] == 1.5 and checkpoint['hist'].tolist() == [0, 1, 2]
+
+
+def test_official_yacs_config_loads_as_a_dict(official_imagenet_checkpoint, tmp_path):
+    path = tmp_path / 'crossformer-t.pth'
+    torch.save(official_imagenet_checkpoint({'w': torch.ones(2)}), path)
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(str(path)) == []
+    del sys.modules['yacs.config']  # as on a machine without yacs
+    checkpoint = load_checkpoint_file(str(path))
+    assert checkpoint['config'] == {'MODEL': {'TYPE': 'cross-scale', 'NAME': 'crossformer_tiny'},
+                                    'TRAIN': {'BASE_LR': 1e-3, 'EPOCHS': 300},
+                                    'AMP_OPT_LEVEL': 'O1'}
+    assert type(checkpoint['config']['MODEL']) is OrderedDict
+    assert checkpoint['epoch'] == 299 and torch.equal(checkpoint['model']['w'], torch.ones(2))
 
 
 def test_local_paths_go_through_the_safe_loader():

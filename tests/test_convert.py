@@ -24,11 +24,9 @@ import crossformer_mm  # noqa: F401
 from crossformer_mm.checkpoint import ours_to_official
 from crossformer_mm.convert import (PREFIX_RULES, convert_checkpoint, convert_state_dict,
                                     detect_kind, read_checkpoint)
+from crossformer_mm.testing import REFERENCE
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = ROOT.parent / 'shared' / 'reference'
-if not REFERENCE.is_dir():
-    REFERENCE = Path('/work/shared/reference')
 CONFIGS = ROOT / 'configs'
 CLS_CONFIGS = {
     't': 'crossformer_t', 's': 'crossformer_s', 'b': 'crossformer_b', 'l': 'crossformer_l',
@@ -83,11 +81,12 @@ def test_official_classifier_keys_load_strictly(variant):
     assert all(own[k].shape == v.shape for k, v in conv.state_dict.items())
 
 
-def golden_classifier(name: str, tmp_path: Path):
-    """(converted model, golden case): the official random weights through our config."""
+def golden_classifier(name: str, tmp_path: Path, official_imagenet_checkpoint):
+    """(converted model, golden case): the official random weights, saved as the official
+    training code saves them, through our config."""
     golden = torch.load(REFERENCE / f'{name}.pt', weights_only=True)
     src, dst = tmp_path / 'official.pth', tmp_path / 'converted.pth'
-    torch.save({'model': golden['state_dict'], 'epoch': 300}, src)
+    torch.save(official_imagenet_checkpoint(golden['state_dict']), src)
     assert convert_checkpoint(str(src), str(dst)).kind == 'classifier'
     official = golden['config']
     cfg = Config.fromfile(CONFIGS / 'crossformer_t_in1k.py')
@@ -105,9 +104,9 @@ def golden_classifier(name: str, tmp_path: Path):
 
 @needs_reference
 @pytest.mark.parametrize('name', ['cls_tiny', 'cls_pp_tiny'])
-def test_golden_classifier_logits(name, tmp_path):
+def test_golden_classifier_logits(name, tmp_path, official_imagenet_checkpoint):
     """The official classifiers' logits, through mmpretrain's ImageClassifier, to 1e-4."""
-    model, golden = golden_classifier(name, tmp_path)
+    model, golden = golden_classifier(name, tmp_path, official_imagenet_checkpoint)
     with torch.no_grad():
         logits = model(golden['input'], mode='tensor')
     err = (logits - golden['logits']).abs().max().item()

@@ -20,11 +20,9 @@ from mmengine.registry import DefaultScope, init_default_scope
 
 import crossformer_mm  # noqa: F401
 from crossformer_mm.models.backbones.grouping import Grouping
+from crossformer_mm.testing import REFERENCE
 
 ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = ROOT.parent / 'shared' / 'reference'
-if not REFERENCE.is_dir():
-    REFERENCE = Path('/work/shared/reference')
 CONFIGS = {'t': 'crossformer_t', 's': 'crossformer_s', 'b': 'crossformer_b',
            'l': 'crossformer_l', 'pp-s': 'crossformerpp_s', 'pp-b': 'crossformerpp_b',
            'pp-l': 'crossformerpp_l', 'pp-h': 'crossformerpp_h'}

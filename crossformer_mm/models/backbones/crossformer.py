@@ -13,7 +13,6 @@ The paper's parts, one class each:
   after every third block that keep activations from growing with depth.
 * PGS (CrossFormer++): a per-stage group size, which is simply the ``group_size`` list.
 """
-import math
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
@@ -21,7 +20,6 @@ import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.drop import DropPath
 from mmcv.cnn.bricks.transformer import FFN
-from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import constant_init, trunc_normal_init
 from mmengine.registry import MODELS

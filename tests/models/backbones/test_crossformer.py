@@ -1,6 +1,5 @@
 """CrossFormer backbone: exactness against the official implementation and the mm interface."""
 import logging
-from pathlib import Path
 
 import pytest
 import torch
@@ -10,8 +9,8 @@ from crossformer_mm.checkpoint import official_to_ours, ours_to_official
 from crossformer_mm.models import CrossFormer
 from crossformer_mm.models.backbones import crossformer as cf_module
 from crossformer_mm.models.backbones.grouping import Grouping
+from crossformer_mm.testing import REFERENCE
 
-REFERENCE = Path(__file__).resolve().parents[3].parent / 'shared' / 'reference'
 TINY = dict(embed_dims=16, depths=[1, 2, 1, 1], num_heads=[1, 1, 2, 2], group_size=[7, 7, 7, 7],
             interval=[8, 4, 2, 1], acl=False)
 TINY_PP = dict(embed_dims=16, depths=[1, 1, 4, 1], num_heads=[1, 1, 2, 2],

@@ -1,0 +1,49 @@
+"""Fixtures shared by the test modules."""
+import sys
+import types
+from typing import Callable
+
+import pytest
+
+#: The yacs config that :func:`official_imagenet_checkpoint` stores, as plain dicts.
+OFFICIAL_CONFIG = {'MODEL': {'TYPE': 'cross-scale', 'NAME': 'crossformer_tiny'},
+                   'TRAIN': {'BASE_LR': 1e-3, 'EPOCHS': 300}, 'AMP_OPT_LEVEL': 'O1'}
+
+
+def _yacs_cfgnode() -> type:
+    """A ``yacs.config.CfgNode`` that pickles byte for byte as yacs 0.1.8's (checked against the
+    real package); yacs itself is not needed."""
+
+    class CfgNode(dict):
+
+        def __init__(self, init_dict=None):
+            super().__init__(init_dict or {})
+            self.__dict__.update({'__immutable__': False, '__deprecated_keys__': set(),
+                                  '__renamed_keys__': {}, '__new_allowed__': False})
+
+    CfgNode.__module__, CfgNode.__qualname__ = 'yacs.config', 'CfgNode'
+    return CfgNode
+
+
+@pytest.fixture
+def official_imagenet_checkpoint(monkeypatch) -> Callable[[dict], dict]:
+    """Builds what the official ImageNet training code saves (Swin's ``save_checkpoint``) around a
+    state dict: optimizer and scheduler states and the run's yacs config. ``yacs.config`` is
+    importable while the test runs, for ``torch.save``."""
+    CfgNode = _yacs_cfgnode()
+    module = types.ModuleType('yacs.config')
+    module.CfgNode = CfgNode
+    monkeypatch.setitem(sys.modules, 'yacs', types.ModuleType('yacs'))
+    monkeypatch.setitem(sys.modules, 'yacs.config', module)
+
+    def node(items: dict) -> CfgNode:
+        return CfgNode({k: node(v) if isinstance(v, dict) else v for k, v in items.items()})
+
+    def build(model: dict) -> dict:
+        config = node(OFFICIAL_CONFIG)
+        config.__dict__['__immutable__'] = True  # config.freeze()
+        return {'model': model, 'optimizer': {'state': {}, 'param_groups': [{'lr': 1e-5}]},
+                'lr_scheduler': {'t_initial': 300}, 'max_accuracy': 81.5, 'epoch': 299,
+                'config': config}
+
+    return build
