@@ -84,8 +84,36 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
     """A checkpoint holds a global that safe loading does not allow."""
 
 
+#: The statistics every HistoryBuffer has, each under its own name.
+_BUILTIN_STATISTICS = {name: getattr(HistoryBuffer, name) for name in _HISTORY_BUFFER_STATISTICS}
+
+
 def load_checkpoint_file(path: str, map_location='cpu') -> dict:
-    """``torch.load`` with ``weights_only=True`` and errors that name the file and the global."""
+    """``torch.load`` with ``weights_only=True`` and errors that name the file and the global.
+
+    A HistoryBuffer's ``__setstate__`` merges the checkpoint's statistics methods into a table
+    that every HistoryBuffer shares, so a crafted file could make ``mean`` compute the maximum
+    for the rest of the process: such a file is refused and the table left as it was.
+    """
+    table = HistoryBuffer._statistics_methods
+    saved = dict(table)
+    try:
+        checkpoint = _torch_load(path, map_location)
+    finally:
+        remapped = sorted(name for name, method in table.items()
+                          if method is not saved.get(name)
+                          and method is not _BUILTIN_STATISTICS.get(name))
+        if remapped:
+            table.clear()
+            table.update(saved)
+    if remapped:
+        raise UnsafeCheckpointError(
+            f'Refusing to load {path}: its HistoryBuffers give the statistics {remapped} other '
+            'methods than their own, which would change every HistoryBuffer of this process.')
+    return checkpoint
+
+
+def _torch_load(path: str, map_location) -> dict:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:

@@ -250,6 +250,26 @@ def test_getattr_only_fetches_history_buffer_statistics(tmp_path):
         load_checkpoint_file(path)
 
 
+class RemappedStatistics:
+    """Unpickles to a HistoryBuffer whose state maps ``mean`` to HistoryBuffer.max."""
+
+    def __reduce__(self):
+        state = dict(max_length=4, _log_history=np.ones(1), _count_history=np.ones(1),
+                     statistics_methods={'mean': HistoryBuffer.max})
+        return HistoryBuffer, (), state
+
+
+def test_remapped_history_buffer_statistics_are_refused_and_undone(tmp_path):
+    HistoryBuffer()  # the table holds the built-in statistics
+    table = dict(HistoryBuffer._statistics_methods)
+    path = str(tmp_path / 'remapped.pth')
+    torch.save({'message_hub': RemappedStatistics()}, path)
+    with pytest.raises(UnsafeCheckpointError, match=r"statistics \['mean'\]"):
+        load_checkpoint_file(path)
+    assert HistoryBuffer._statistics_methods == table
+    assert HistoryBuffer([1, 3], [1, 1]).statistics('mean') == 2  # not the maximum, 3
+
+
 def test_numpy_object_arrays_are_refused(tmp_path):
     path = str(tmp_path / 'object.pth')
     torch.save(dict(meta=np.array([None, 'x'], dtype=object)), path)
