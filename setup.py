@@ -1,4 +1,6 @@
 """crossformer_mm: CrossFormer and CrossFormer++ backbones for mmdet 3, mmseg 1 and mmpretrain 1."""
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
 # Every version range of the project is stated here, once.
@@ -13,10 +15,12 @@ EXTRAS = {
     'tests': ['pytest', 'pycocotools'],
 }
 EXTRAS['all'] = sorted({req for reqs in EXTRAS.values() for req in reqs})
+VERSION = {}
+exec(Path(__file__).with_name('crossformer_mm').joinpath('version.py').read_text(), VERSION)
 
 setup(
     name='crossformer_mm',
-    version='0.1.0',
+    version=VERSION['__version__'],
     description='CrossFormer / CrossFormer++ vision backbones for OpenMMLab 2.0',
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',
@@ -26,8 +30,6 @@ setup(
         'torch>=2.0',
         'mmengine>=0.10,<1.0',
         'mmcv>=2.0,<2.2',
-        # mmengine still imports pkg_resources, which setuptools 81 removes.
-        'setuptools<81',
     ],
     extras_require=EXTRAS,
     license='MIT',

@@ -6,6 +6,6 @@ loading accept mmengine's own checkpoints (see :mod:`crossformer_mm.checkpoint`)
 """
 from . import checkpoint  # noqa: F401  (safe loading of mmengine checkpoints)
 from .models import CrossFormer
+from .version import __version__
 
-__version__ = '0.1.0'
 __all__ = ['CrossFormer', '__version__']
