@@ -2,10 +2,11 @@
 
 The tools work for a config of any toolbox: the config's ``default_scope`` (mmdet, mmseg or
 mmpretrain) decides whose registries build it. Errors in what the user typed (a config path
-that does not exist, a ``--cfg-options`` key the config does not have) are raised here as
-:class:`CommandLineError` so that the tools can report them in one line.
+that does not exist, a ``--cfg-options`` key that leads into a number or a string) are raised
+here as :class:`CommandLineError` so that the tools can report them in one line.
 """
 import argparse
+import difflib
 import inspect
 import os
 import os.path as osp
@@ -27,8 +28,9 @@ def add_common_args(parser: argparse.ArgumentParser, launcher: bool = True) -> N
     parser.add_argument('config', help='config file, e.g. configs/mask_rcnn_crossformer_s_1x.py')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
-        help='override config entries, e.g. train_dataloader.batch_size=1; every key must '
-        'already exist in the config (except Runner arguments such as randomness.seed)')
+        help='override or add config entries, e.g. train_dataloader.batch_size=1 '
+        'model.backbone.with_cp=True; a new key that looks like a typo of an existing one '
+        'gets a warning')
     if launcher:
         parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                             default='none', help='job launcher')
@@ -38,40 +40,65 @@ def add_common_args(parser: argparse.ArgumentParser, launcher: bool = True) -> N
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
-    """Read a config and apply ``--cfg-options``, refusing keys the config does not have."""
+    """Read a config and merge ``--cfg-options`` as mmengine does (see :func:`check_key`)."""
     if not osp.isfile(path):
         raise CommandLineError(f'config file not found: {path}')
     cfg = Config.fromfile(path)
     if cfg_options:
+        tree = cfg.to_dict()
         for key in cfg_options:
-            check_key(cfg, key)
+            check_key(tree, key)
         cfg.merge_from_dict(cfg_options)
     return cfg
 
 
-def check_key(cfg: Config, key: str) -> None:
-    """Raise :class:`CommandLineError` unless the dotted ``key`` names an entry of ``cfg``.
+def check_key(tree: dict, key: str) -> None:
+    """Refuse a dotted ``key`` that mmengine cannot merge into the config ``tree``; warn about a
+    new key that is probably a typo of an existing one.
 
-    A top-level key that the config leaves out but :class:`~mmengine.runner.Runner` accepts
-    (``randomness``, ``load_from``, ...) may be set with its sub-keys.
+    New keys are fine (``model.backbone.with_cp``, ``train_dataloader.dataset.indices``): the
+    class that receives them decides. What cannot be merged is a key through a value that is
+    not a dict (``model.backbone.arch.x`` where ``arch`` is a string), an index past the end of
+    a list, or an index into a tuple, which mmengine's merge cannot change in place.
     """
     parts = key.split('.')
-    if parts[0] not in cfg and parts[0] in _runner_args():
-        return
-    node: Any = cfg.to_dict()
+    node: Any = tree
     for depth, part in enumerate(parts):
-        if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        elif isinstance(node, dict) and part in node:
+        where = '.'.join(parts[:depth]) or 'the config'
+        if isinstance(node, dict):
+            if part not in node:
+                _warn_if_typo(key, where, part, node, top_level=depth == 0)
+                return
             node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
         else:
-            where = '.'.join(parts[:depth]) or 'the config'
-            choices = (sorted(node) if isinstance(node, dict) else
-                       f'indices 0..{len(node) - 1}' if isinstance(node, (list, tuple)) else
-                       f'nothing: it is {type(node).__name__} {node!r}')
-            raise CommandLineError(
-                f'unknown key {key!r} in --cfg-options: {where} has no {part!r} '
-                f'(it has {choices})')
+            raise CommandLineError(f'cannot set {key!r} in --cfg-options: {where} is '
+                                   f'{_not_a_dict(node)}')
+
+
+def _not_a_dict(node: Any) -> str:
+    """What ``node`` is, for the error about a key that leads through it."""
+    if isinstance(node, list):
+        return f'a list of {len(node)}: use an index 0..{len(node) - 1}'
+    if isinstance(node, tuple):
+        return f'a tuple {node!r}: set it whole'
+    return f'{type(node).__name__} {node!r}, not a dict'
+
+
+def _warn_if_typo(key: str, where: str, part: str, node: dict, top_level: bool) -> None:
+    """Print a warning (on the first process only) when ``part`` is close to a key of ``node``.
+
+    At the top level the arguments of :class:`~mmengine.runner.Runner` count as existing keys,
+    so ``randomness.seed`` passes silently and ``randomnes.seed`` is flagged.
+    """
+    known = set(node) | (_runner_args() if top_level else set())
+    if part in known:
+        return
+    close = difflib.get_close_matches(part, sorted(known), n=1, cutoff=0.8)
+    if close and os.environ.get('RANK', '0') == '0':
+        print(f'warning: --cfg-options adds {key!r}: {where} has no {part!r}; '
+              f'did you mean {close[0]!r}?', file=sys.stderr)
 
 
 def _runner_args() -> set:
@@ -114,10 +141,49 @@ def build_runner(cfg: Config) -> Runner:
     return RUNNERS.build(cfg)
 
 
+def run(cfg: Config, method: str) -> None:
+    """Build the runner and call its ``train`` or ``test``; then, whether it worked or not,
+    join the dataloader workers it keeps (see :func:`shut_down_workers`)."""
+    runner = build_runner(cfg)
+    try:
+        getattr(runner, method)()
+    finally:
+        shut_down_workers(runner)
+
+
+def shut_down_workers(runner: Runner) -> None:
+    """Join the dataloader worker processes that outlive ``train()`` and ``test()``.
+
+    Persistent workers (mmdet's dataset configs ask for them) and the iterator that
+    ``IterBasedTrainLoop`` keeps over its infinite sampler would otherwise be torn down by the
+    garbage collector at interpreter shutdown, while gloo's threads may still run.
+    """
+    for loop in (runner._train_loop, runner._val_loop, runner._test_loop):
+        if loop is None or isinstance(loop, dict):  # never built
+            continue
+        for holder in (loop.dataloader, getattr(loop, 'dataloader_iterator', None)):
+            iterator = getattr(holder, '_iterator', None)
+            if hasattr(iterator, '_shutdown_workers'):
+                iterator._shutdown_workers()
+
+
+def destroy_process_group() -> None:
+    """Destroy the default process group if there is one, so that no gloo or NCCL thread is
+    alive when the interpreter exits (that aborts it: "terminate called without an active
+    exception")."""
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
+
+
 def run_cli(main, argv: Optional[Sequence[str]] = None) -> None:
-    """Call ``main(argv)``; a :class:`CommandLineError` exits with ``error: ...``, status 2."""
+    """Call ``main(argv)``; a :class:`CommandLineError` exits with ``error: ...``, status 2.
+
+    Whatever happens, the process group that ``main`` may have set up is destroyed after it.
+    """
     try:
         main(argv)
     except CommandLineError as exc:
         print(f'error: {exc}', file=sys.stderr)
         raise SystemExit(2) from None
+    finally:
+        destroy_process_group()

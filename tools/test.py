@@ -7,7 +7,7 @@ import argparse
 import os.path as osp
 from typing import Optional, Sequence
 
-from crossformer_mm.cli import (CommandLineError, add_common_args, build_runner, load_config,
+from crossformer_mm.cli import (CommandLineError, add_common_args, load_config, run,
                                 run_cli, set_work_dir, setup_launcher)
 
 
@@ -44,7 +44,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         evaluator = cfg.test_evaluator
         cfg.test_evaluator = (list(evaluator) if isinstance(evaluator, (list, tuple)) else
                               [evaluator]) + [dump]
-    build_runner(cfg).test()
+    run(cfg, 'test')
 
 
 if __name__ == '__main__':

@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from crossformer_mm.cli import (CommandLineError, add_common_args, build_runner, load_config,
+from crossformer_mm.cli import (CommandLineError, add_common_args, load_config, run,
                                 run_cli, set_work_dir, setup_launcher)
 
 
@@ -44,7 +44,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
-    build_runner(cfg).train()
+    run(cfg, 'train')
 
 
 if __name__ == '__main__':

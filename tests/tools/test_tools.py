@@ -37,25 +37,19 @@ def test_missing_config(capsys, name, argv):
         'error: config file not found: configs/nope.py'
 
 
-def test_unknown_cfg_option(capsys):
-    err = fails(capsys, 'get_flops', RETINANET, '--cfg-options', 'model.backbone.group_sizes=7')
-    assert err == ("error: unknown key 'model.backbone.group_sizes' in --cfg-options: "
-                   "model.backbone has no 'group_sizes' (it has ['arch', 'drop_path_rate', "
-                   "'group_size', 'init_cfg', 'interval', 'out_indices', 'type'])")
+def test_cfg_option_through_a_value_that_is_not_a_dict(capsys):
     err = fails(capsys, 'train', RETINANET, '--cfg-options', 'optim_wrapper.optimizer.lr.x=1')
-    assert err == ("error: unknown key 'optim_wrapper.optimizer.lr.x' in --cfg-options: "
-                   "optim_wrapper.optimizer.lr has no 'x' (it has nothing: it is float 0.0001)")
+    assert err == ("error: cannot set 'optim_wrapper.optimizer.lr.x' in --cfg-options: "
+                   "optim_wrapper.optimizer.lr is float 0.0001, not a dict")
 
 
-def test_known_cfg_options():
-    cfg = cli.load_config(RETINANET, {
-        'model.backbone.group_size': 14,
-        'train_dataloader.dataset.pipeline.2.scale': (666, 400),
-        'randomness.seed': 0,  # a Runner argument the config leaves out
-    })
-    assert cfg.model.backbone.group_size == 14
-    assert cfg.train_dataloader.dataset.pipeline[2].scale == (666, 400)
-    assert cfg.randomness == dict(seed=0)
+def test_cfg_option_typo_warns_then_fails_where_it_is_used(capsys):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'group_sizes'"):
+        cli.run_cli(tool('get_flops').main, [RETINANET, '--shape', '64', '--cfg-options',
+                                             'model.backbone.group_sizes=7'])
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "warning: --cfg-options adds 'model.backbone.group_sizes': model.backbone has no "
+        "'group_sizes'; did you mean 'group_size'?")
 
 
 @pytest.mark.parametrize('shape', [['0', '800'], ['1280', '800', '3'], ['-5']])
