@@ -1,0 +1,246 @@
+"""AtomicCheckpointHook under kill -9: a toy model trained by mmengine's Runner in a forked
+process that SIGKILLs itself at each step of its checkpoint writes (inside a write, after part
+of the bytes, and before each fsync, rename and removal), with ``max_keep_ckpts=1``."""
+import builtins
+import json
+import os
+import os.path as osp
+import re
+import signal
+import traceback
+
+import pytest
+import torch
+from mmengine.hooks import Hook
+from mmengine.model import BaseModel
+from mmengine.runner import Runner
+from torch import nn
+from torch.utils.data import DataLoader
+
+from crossformer_mm.engine import AtomicCheckpointHook, find_resume_checkpoint
+from crossformer_mm.engine.checkpoint_hook import atomic_write
+
+MAX_ITERS = 3
+CHECKPOINT_FILE = re.compile(r'(iter_\d+\.pth|last_checkpoint)(\.part)?$')
+
+
+class Toy(BaseModel):
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 2)
+
+    def forward(self, inputs, targets=None, mode='tensor'):
+        out = self.linear(inputs)
+        return dict(loss=((out - targets)**2).mean()) if mode == 'loss' else out
+
+
+class RecordStart(Hook):
+    """Writes the iteration that training starts from (after resuming) to a file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def before_train(self, runner) -> None:
+        with open(self.path, 'w') as f:
+            f.write(str(runner.iter))
+
+
+def train(work_dir: str, hook_type: str, resume_from=None, name='run') -> None:
+    data = [dict(inputs=torch.arange(4.) + i, targets=torch.tensor([1., -1.]) * i)
+            for i in range(8)]
+    Runner(
+        model=Toy(), work_dir=work_dir, experiment_name=f'{name}_{os.getpid()}',
+        train_dataloader=DataLoader(data, batch_size=2, shuffle=False),
+        train_cfg=dict(by_epoch=False, max_iters=MAX_ITERS),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9)),
+        default_hooks=dict(checkpoint=dict(type=hook_type, interval=1, by_epoch=False,
+                                           max_keep_ckpts=1)),
+        custom_hooks=[RecordStart(osp.join(work_dir, 'start_iter'))],
+        load_from=resume_from, resume=resume_from is not None,
+        randomness=dict(seed=0), default_scope='mmengine').train()
+
+
+class Faults:
+    """Counts the checkpoint file operations of this process and SIGKILLs it at one of them."""
+
+    def __init__(self, kill_at=None, keep_bytes=None, log=None) -> None:
+        self.kill_at, self.keep_bytes, self.log, self.events = kill_at, keep_bytes, log, []
+
+    def install(self) -> None:
+        real_open, real_fsync, real_replace, real_remove = (builtins.open, os.fsync, os.replace,
+                                                           os.remove)
+        faults = self
+
+        class File:
+
+            def __init__(self, f, path):
+                self.f, self.path = f, path
+
+            def write(self, data):
+                if faults.event('write', self.path) and faults.keep_bytes is not None:
+                    self.f.write(data[:int(len(data) * faults.keep_bytes)])
+                    self.f.flush()
+                    faults.kill()
+                return self.f.write(data)
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                self.f.close()
+
+            def __getattr__(self, name):
+                return getattr(self.f, name)
+
+        def fault_open(file, mode='r', *args, **kwargs):
+            f = real_open(file, mode, *args, **kwargs)
+            if 'w' in mode and CHECKPOINT_FILE.search(str(file)):
+                return File(f, str(file))
+            return f
+
+        def fault_fsync(fd):
+            self.event('fsync', str(fd)) and self.kill()
+            real_fsync(fd)
+
+        def fault_replace(src, dst):
+            self.event('replace', str(dst)) and self.kill()
+            real_replace(src, dst)
+
+        def fault_remove(path):
+            if CHECKPOINT_FILE.search(str(path)):
+                self.event('remove', str(path)) and self.kill()
+            real_remove(path)
+
+        builtins.open, os.fsync, os.replace, os.remove = (fault_open, fault_fsync, fault_replace,
+                                                          fault_remove)
+
+    def event(self, kind: str, path: str) -> bool:
+        """Record an operation; True if the process is to die at it."""
+        self.events.append((kind, osp.basename(path)))
+        return len(self.events) == self.kill_at
+
+    def kill(self) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def save(self) -> None:
+        with open(self.log, 'w') as f:
+            json.dump(self.events, f)
+
+
+def in_child(work_dir, hook_type='AtomicCheckpointHook', faults=None, resume=False) -> int:
+    """Train in a forked process; its exit status as ``os.waitpid`` gives it."""
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            torch.set_num_threads(1)
+            if faults is not None:
+                faults.install()
+            train(work_dir, hook_type, find_resume_checkpoint(work_dir) if resume else None)
+            if faults is not None and faults.log:
+                faults.save()
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        os._exit(code)
+    return os.waitpid(pid, 0)[1]
+
+
+def killed(status: int) -> bool:
+    return os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+
+
+def weights(path: str) -> dict:
+    return torch.load(path, map_location='cpu', weights_only=True)['state_dict']
+
+
+def stored_iter(path: str) -> int:
+    return torch.load(path, map_location='cpu', weights_only=True)['meta']['iter']
+
+
+@pytest.fixture(scope='module')
+def reference(tmp_path_factory):
+    """An uninterrupted run: its final weights and the operations of its checkpoint writes."""
+    # Imports done here, once: the forked processes inherit them.
+    train(str(tmp_path_factory.mktemp('warm_up')), 'CheckpointHook', name='warm_up')
+    work_dir = str(tmp_path_factory.mktemp('reference'))
+    log = osp.join(work_dir, 'events.json')
+    assert in_child(work_dir, faults=Faults(log=log)) == 0
+    with open(log) as f:
+        events = [tuple(e) for e in json.load(f)]
+    return weights(osp.join(work_dir, f'iter_{MAX_ITERS}.pth')), events
+
+
+def test_the_writes_go_to_a_part_file_then_are_renamed(reference):
+    _, events = reference
+    # One save after the first: the checkpoint, its pointer, then the old checkpoint removed.
+    assert events[8:17] == [
+        ('write', 'iter_2.pth.part'), ('fsync', events[9][1]), ('replace', 'iter_2.pth'),
+        ('fsync', events[11][1]), ('write', 'last_checkpoint.part'), ('fsync', events[13][1]),
+        ('replace', 'last_checkpoint'), ('fsync', events[15][1]), ('remove', 'iter_1.pth')]
+    assert len(events) == 8 + 9 * (MAX_ITERS - 1)
+
+
+def kill_points(events):
+    """(event number, fraction of bytes written) for every operation, twice for writes."""
+    points = []
+    for i, (kind, _) in enumerate(events, start=1):
+        points += [(i, 0.5), (i, 0.0)] if kind == 'write' else [(i, None)]
+    return points
+
+
+def test_kill_9_at_every_write_step_leaves_a_checkpoint_that_resumes(reference, tmp_path):
+    final, events = reference
+    points = kill_points(events)
+    lost = 0
+    for n, (kill_at, keep) in enumerate(points):
+        work_dir = str(tmp_path / f'kill{n}')
+        status = in_child(work_dir, faults=Faults(kill_at, keep))
+        assert killed(status), f'kill point {kill_at} not reached'
+        done = events[:kill_at - 1]
+        saved = sum(kind == 'replace' and name.startswith('iter_') for kind, name in done)
+        pointed = sum(kind == 'replace' and name == 'last_checkpoint' for kind, name in done)
+        found = find_resume_checkpoint(work_dir)
+        if saved == 0:
+            assert found is None
+            continue
+        # last_checkpoint decides while it names a complete file; it moves right after a save.
+        expected = pointed or saved
+        if found is None or stored_iter(found) != expected:
+            lost += 1
+            continue
+        assert in_child(work_dir, resume=True) == 0
+        assert open(osp.join(work_dir, 'start_iter')).read() == str(expected)
+        got = weights(osp.join(work_dir, f'iter_{MAX_ITERS}.pth'))
+        for key in final:
+            torch.testing.assert_close(got[key], final[key], rtol=0, atol=0)
+        assert sorted(f for f in os.listdir(work_dir) if 'iter_' in f) == \
+            [f'iter_{MAX_ITERS}.pth']
+    print(f'\nkill -9 during checkpoint writes: {len(points)} kills, {lost} checkpoints lost')
+    assert len(points) == 32
+    assert lost == 0
+
+
+def test_mmengine_hook_killed_in_the_same_write_keeps_no_checkpoint(tmp_path):
+    """What the atomic hook prevents: CheckpointHook removes iter_1.pth first, then dies while
+    writing iter_2.pth in place."""
+    # Events of CheckpointHook: 1 write of iter_1, 1 of last_checkpoint, remove iter_1, write.
+    status = in_child(str(tmp_path), hook_type='CheckpointHook', faults=Faults(4, 0.5))
+    assert killed(status)
+    assert sorted(f for f in os.listdir(tmp_path) if f.endswith('.pth')) == ['iter_2.pth']
+    with pytest.raises(ValueError, match='iter_2.pth'):
+        find_resume_checkpoint(str(tmp_path))
+
+
+def test_atomic_write_replaces_the_whole_file(tmp_path):
+    path = str(tmp_path / 'last_checkpoint')
+    atomic_write('old', path)
+    atomic_write('new path', path)
+    assert open(path).read() == 'new path'
+    assert os.listdir(tmp_path) == ['last_checkpoint']
+
+
+def test_hook_is_registered_in_mmengines_root_registry():
+    from mmengine.registry import HOOKS
+    assert HOOKS.get('AtomicCheckpointHook') is AtomicCheckpointHook
