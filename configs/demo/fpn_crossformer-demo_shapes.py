@@ -6,8 +6,9 @@ _base_ = [
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_20k.py',
 ]
-custom_imports = dict(imports=['crossformer_mm', 'crossformer_mm.engine'],
-                      allow_failed_imports=False)
+custom_imports = dict(
+    imports=['crossformer_mm', 'crossformer_mm.datasets', 'crossformer_mm.engine'],
+    allow_failed_imports=False)
 
 data_root = 'data/shapes/'
 # crossformer_mm.datasets.shapes.SEG_CLASSES: label 0 is the background, 1-3 the shapes.
@@ -43,8 +44,10 @@ test_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs'),
 ]
-dataset = dict(type='BaseSegDataset', data_root=data_root, metainfo=metainfo,
-               img_suffix='.png', seg_map_suffix='.png', reduce_zero_label=False)
+# NameFilesOnError: a BaseSegDataset whose loading errors name the file.
+dataset = dict(type='NameFilesOnError', dataset_type='BaseSegDataset', data_root=data_root,
+               metainfo=metainfo, img_suffix='.png', seg_map_suffix='.png',
+               reduce_zero_label=False)
 # Workers hold the pipeline's randomness, so a resumed run replays it exactly.
 train_dataloader = dict(
     batch_size=8,
@@ -77,7 +80,7 @@ param_scheduler = [
 
 default_hooks = dict(
     logger=dict(interval=50),
-    checkpoint=dict(interval=500, max_keep_ckpts=2))
+    checkpoint=dict(type='AtomicCheckpointHook', interval=500, max_keep_ckpts=2))
 # Saves the random state with each checkpoint, so --resume continues exactly.
 custom_hooks = [dict(type='RandomStateHook')]
 log_processor = dict(window_size=50)

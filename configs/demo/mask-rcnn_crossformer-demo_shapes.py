@@ -7,8 +7,9 @@ _base_ = [
     'mmdet::_base_/datasets/coco_instance.py',
     'mmdet::_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['crossformer_mm', 'crossformer_mm.engine'],
-                      allow_failed_imports=False)
+custom_imports = dict(
+    imports=['crossformer_mm', 'crossformer_mm.datasets', 'crossformer_mm.engine'],
+    allow_failed_imports=False)
 
 data_root = 'data/shapes/'
 classes = ('rectangle', 'triangle', 'ring')  # crossformer_mm.datasets.shapes.CLASSES
@@ -64,14 +65,14 @@ train_dataloader = dict(
     num_workers=2,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     batch_sampler=None,
-    dataset=dict(data_root=data_root, metainfo=metainfo,
-                 ann_file='annotations/instances_train.json',
+    dataset=dict(type='NameFilesOnError', dataset_type='CocoDataset', data_root=data_root,
+                 metainfo=metainfo, ann_file='annotations/instances_train.json',
                  data_prefix=dict(img='images/train/'), pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=10,
     num_workers=1,
-    dataset=dict(data_root=data_root, metainfo=metainfo,
-                 ann_file='annotations/instances_val.json',
+    dataset=dict(type='NameFilesOnError', dataset_type='CocoDataset', data_root=data_root,
+                 metainfo=metainfo, ann_file='annotations/instances_val.json',
                  data_prefix=dict(img='images/val/'), pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
@@ -90,7 +91,8 @@ param_scheduler = [
 
 default_hooks = dict(
     logger=dict(interval=50),
-    checkpoint=dict(by_epoch=False, interval=500, max_keep_ckpts=2))
+    checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False, interval=500,
+                    max_keep_ckpts=2))
 # Saves the random state with each checkpoint, so --resume continues exactly.
 custom_hooks = [dict(type='RandomStateHook')]
 log_processor = dict(by_epoch=False, window_size=50)
