@@ -1,8 +1,7 @@
+# Semantic FPN, CrossFormer-B.
 _base_ = './_base_/seg_fpn_crossformer_ade20k_80k.py'
 
 model = dict(
     backbone=dict(
-        arch='b',
-        drop_path_rate=0.3,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/crossformer-b.pth')),
-    neck=dict(in_channels=[96, 192, 384, 768]))
+        arch='b', drop_path_rate=0.3,
+        init_cfg=dict(checkpoint='checkpoints/crossformer-b.pth')))

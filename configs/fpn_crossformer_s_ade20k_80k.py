@@ -1,8 +1,2 @@
+# Semantic FPN, CrossFormer-S: the base's backbone as it is.
 _base_ = './_base_/seg_fpn_crossformer_ade20k_80k.py'
-
-model = dict(
-    backbone=dict(
-        arch='s',
-        drop_path_rate=0.2,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/crossformer-s.pth')),
-    neck=dict(in_channels=[96, 192, 384, 768]))

@@ -1,5 +1,4 @@
 # Mask R-CNN, CrossFormer-B, 1x: the recipe of mask_rcnn_crossformer_s_1x.py; the 407.9G row.
 _base_ = './mask_rcnn_crossformer_s_1x.py'
-pretrained = 'checkpoints/crossformer-b.pth'
 
-model = dict(backbone=dict(arch='b', drop_path_rate=0.3, init_cfg=dict(checkpoint=pretrained)))
+model = dict(backbone=dict(arch='b', drop_path_rate=0.3, init_cfg=dict(checkpoint='checkpoints/crossformer-b.pth')))

@@ -2,15 +2,7 @@
 # images (section 5.2 of the CrossFormer++ paper; mmdet's Swin recipe). G = 7 and
 # I = [8, 4, 2, 1] as in ImageNet pre-training: the 301.0G row; mask_rcnn_crossformer_s_1x_g14.py
 # is the 291.1G row.
-_base_ = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py'
-custom_imports = dict(imports=['crossformer_mm'], allow_failed_imports=False)
-pretrained = 'checkpoints/crossformer-s.pth'  # ImageNet-1k, see the README
+_base_ = ['mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py', './_base_/crossformer.py']
+pretrained = None  # the Swin base's checkpoint; ours is the backbone's init_cfg
 
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='CrossFormer',
-        arch='s',
-        drop_path_rate=0.2,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
-    neck=dict(in_channels=[96, 192, 384, 768]))
+model = dict(backbone=_base_.crossformer, neck=dict(in_channels=[96, 192, 384, 768]))

@@ -2,17 +2,9 @@
 # multi-scale training (480-800 short side, and DETR's random crop), 8 GPUs x 2 images
 # (section 5.2 of the CrossFormer++ paper; mmdet's Swin recipe). The dense-task group sizes of
 # section 3.3, G = [14, 14, 7, 7] and I = [16, 8, 2, 1]: the paper's 291.1G row.
-_base_ = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py'
-custom_imports = dict(imports=['crossformer_mm'], allow_failed_imports=False)
-pretrained = 'checkpoints/crossformer-s.pth'  # ImageNet-1k, see the README
+_base_ = ['mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py', './_base_/crossformer.py']
+pretrained = None  # the Swin base's checkpoint; ours is the backbone's init_cfg
 
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='CrossFormer',
-        arch='s',
-        group_size=[14, 14, 7, 7],
-        interval=[16, 8, 2, 1],
-        drop_path_rate=0.2,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    backbone=dict(_base_.crossformer, group_size=[14, 14, 7, 7], interval=[16, 8, 2, 1]),
     neck=dict(in_channels=[96, 192, 384, 768]))

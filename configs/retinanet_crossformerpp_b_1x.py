@@ -1,12 +1,8 @@
-# RetinaNet, CrossFormer++-B, 1x: the recipe of retinanet_crossformer_s_1x.py. Detection runs
-# CrossFormer's G = 7, I = [8, 4, 2, 1], not the ImageNet [4, 4, 14, 7] / [4, 2, 1, 1] of ++.
-_base_ = './retinanet_crossformer_s_1x.py'
-pretrained = 'checkpoints/crossformerpp-b.pth'
+# RetinaNet, CrossFormer++-B, 1x: the recipe and group sizes of retinanet_crossformerpp_s_1x.py.
+_base_ = './retinanet_crossformerpp_s_1x.py'
 
 model = dict(
     backbone=dict(
-        arch='pp-b',
-        group_size=7,
-        interval=[8, 4, 2, 1],
-        drop_path_rate=0.3,
-        init_cfg=dict(checkpoint=pretrained)))
+        arch='pp-b', drop_path_rate=0.3,
+        init_cfg=dict(checkpoint='checkpoints/crossformerpp-b.pth')),
+    neck=dict(in_channels=[192, 384, 768]))

@@ -1,12 +1,6 @@
-# RetinaNet, CrossFormer++-S, 1x: the recipe of retinanet_crossformer_s_1x.py. Detection runs
-# CrossFormer's G = 7, I = [8, 4, 2, 1], not the ImageNet [4, 4, 14, 7] / [4, 2, 1, 1] of ++.
-_base_ = './retinanet_crossformer_s_1x.py'
-pretrained = 'checkpoints/crossformerpp-s.pth'
+# RetinaNet, CrossFormer++-S, 1x: the recipe of retinanet_crossformer_s_1x.py.
+_base_ = ['./retinanet_crossformer_s_1x.py', './_base_/det_crossformerpp_s.py']
 
 model = dict(
-    backbone=dict(
-        arch='pp-s',
-        group_size=7,
-        interval=[8, 4, 2, 1],
-        init_cfg=dict(checkpoint=pretrained)),
+    backbone=dict(_base_.crossformerpp_s, out_indices=(1, 2, 3)),
     neck=dict(in_channels=[128, 256, 512]))

@@ -1,9 +1,7 @@
+# UPerNet, CrossFormer++-B.
 _base_ = './_base_/seg_upernet_crossformer_ade20k_160k.py'
 
 model = dict(
     backbone=dict(
-        arch='pp-b',
-        drop_path_rate=0.3,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/crossformerpp-b.pth')),
-    decode_head=dict(in_channels=[96, 192, 384, 768]),
-    auxiliary_head=dict(in_channels=384))
+        arch='pp-b', drop_path_rate=0.3,
+        init_cfg=dict(checkpoint='checkpoints/crossformerpp-b.pth')))

@@ -1,9 +1,9 @@
+# UPerNet, CrossFormer++-H.
 _base_ = './_base_/seg_upernet_crossformer_ade20k_160k.py'
 
 model = dict(
     backbone=dict(
-        arch='pp-h',
-        drop_path_rate=0.7,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/crossformerpp-h.pth')),
+        arch='pp-h', drop_path_rate=0.7,
+        init_cfg=dict(checkpoint='checkpoints/crossformerpp-h.pth')),
     decode_head=dict(in_channels=[128, 256, 512, 1024]),
     auxiliary_head=dict(in_channels=512))

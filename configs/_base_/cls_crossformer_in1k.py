@@ -7,18 +7,18 @@ _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
     'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',
     'mmpretrain::_base_/default_runtime.py',
+    './crossformer.py',
 ]
-custom_imports = dict(imports=['crossformer_mm'], allow_failed_imports=False)
 
 # The official classifier: last stage, LayerNorm (official `norm`), average pool, linear `head`.
 model = dict(
     backbone=dict(
-        _delete_=True,
-        type='CrossFormer',
+        _base_.crossformer,
         arch='t',
         drop_path_rate=0.1,
         out_indices=(3, ),
-        out_norm_cfg=dict(type='LN')))
+        out_norm_cfg=dict(type='LN'),
+        init_cfg=None))  # trained from scratch
 
 # 8 GPUs x 128 images, as the paper trains.
 train_dataloader = dict(batch_size=128)

@@ -1,16 +1,16 @@
 # UPerNet with a CrossFormer backbone on ADE20K 512x512: mmseg's Swin recipe (AdamW, lr 6e-5,
 # weight decay 0.01, 1500 linear warm-up iterations then linear (poly, power 1) decay, 160k
 # iterations at batch 16 = 8 GPUs x 2), as the CrossFormer++ paper (sec. 5.3) trains it.
-_base_ = 'mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py'
-custom_imports = dict(imports=['crossformer_mm'], allow_failed_imports=False)
+_base_ = [
+    'mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py',
+    './crossformer.py'
+]
 
+# The dense-task group sizes and intervals (CrossFormer++ rows of Table V).
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='CrossFormer',
-        # The dense-task group sizes and intervals (CrossFormer++ rows of Table V).
-        group_size=[14, 14, 7, 7],
-        interval=[16, 8, 2, 1]))
+    backbone=dict(_base_.crossformer, group_size=[14, 14, 7, 7], interval=[16, 8, 2, 1]),
+    decode_head=dict(in_channels=[96, 192, 384, 768]),
+    auxiliary_head=dict(in_channels=384))
 auto_scale_lr = dict(enable=False, base_batch_size=16)
 
 # Multi-scale flip testing on ADE20K as the papers ran it (their "MS IoU"), for

@@ -29,6 +29,7 @@ from mmseg.registry import MODELS  # noqa: E402
 from mmseg.structures import SegDataSample  # noqa: E402
 
 from crossformer_mm.analysis import count_complexity  # noqa: E402
+from zoo import table  # noqa: E402
 
 CONFIGS = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs')
 NUM_CLASSES = 150
@@ -37,38 +38,9 @@ NUM_CLASSES = 150
 # config -> (Params M, FLOPs G at 512 x 2048), then ours as tools/get_flops.py counts them:
 # exact Params, FLOPs as executed and FLOPs with long distance attention counted as the papers
 # count it (I x I groups of ceil(H / I) x ceil(W / I) tokens; the backbone groups G x G tokens
-# taken I apart, see the README). The latter is 0.1-1.9% below the paper, but for two rows
-# (PAPER_INCONSISTENT).
-TABLE = {
-    'fpn_crossformer_s_ade20k_80k':
-        (34.3, 209.8, 34260000, 193_374_252_808, 207_764_128_264),
-    'fpn_crossformer_b_ade20k_80k':
-        (55.6, 320.1, 55574160, 282_236_350_120, 315_308_122_024),
-    'fpn_crossformer_l_ade20k_80k':
-        (95.4, 482.7, 95440158, 429_662_291_920, 473_757_987_792),
-    'fpn_crossformerpp_s_ade20k_80k':
-        (27.1, 199.5, 27061578, 175_553_299_704, 197_601_147_640),
-    'fpn_crossformerpp_b_ade20k_80k':
-        (55.6, 331.1, 55597200, 282_346_450_600, 315_418_222_504),
-    'fpn_crossformerpp_l_ade20k_80k':
-        (95.5, 482.8, 95470878, 429_809_092_560, 473_904_788_432),
-    'fpn_crossformerpp_h_ade20k_80k':
-        (99.4, 612.3, 99431918, 548_226_930_160, 601_565_757_936),
-    'upernet_crossformer_s_ade20k_160k':
-        (62.3, 979.5, 62308022, 948_848_632_152, 978_347_209_944),
-    'upernet_crossformer_b_ade20k_160k':
-        (83.6, 1089.7, 83622182, 1_037_710_729_464, 1_085_891_203_704),
-    'upernet_crossformer_l_ade20k_160k':
-        (125.5, 1257.8, 125478836, 1_185_972_826_032, 1_250_213_458_352),
-    'upernet_crossformerpp_s_ade20k_160k':
-        (53.1, 963.5, 53118944, 932_694_691_064, 954_742_539_000),
-    'upernet_crossformerpp_b_ade20k_160k':
-        (83.7, 1089.8, 83645222, 1_041_575_818_920, 1_074_647_590_824),
-    'upernet_crossformerpp_l_ade20k_160k':
-        (125.5, 1257.9, 125509556, 1_191_126_437_840, 1_235_222_133_712),
-    'upernet_crossformerpp_h_ade20k_160k':
-        (129.5, 1416.1, 129470596, 1_309_544_275_440, 1_362_883_103_216),
-}
+# taken I apart, see docs/flops.md), all from configs/metafile.yml. The latter is 0.1-1.9% below
+# the paper, but for two rows (PAPER_INCONSISTENT).
+TABLE = table('ADE20K')
 # Table V's rows that no count of the model gives (see the README): CrossFormer++-B FPN's 331.1G
 # is CrossFormer-B's G = 7 row (331.0G) plus 0.1G, though the config (like the other CrossFormer++
 # rows) runs the dense setting; CrossFormer++-H UPerNet's 1416.1G is 803.8G above its FPN row,

@@ -1,0 +1,31 @@
+"""The model zoo of ``configs/metafile.yml``: the one place that states each config's Params,
+FLOPs and paper figures. The config tests check the models against it."""
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+METAFILE = ROOT / 'configs' / 'metafile.yml'
+
+
+def models() -> Dict[str, dict]:
+    """Config name -> its metafile entry."""
+    return {model['Name']: model for model in yaml.safe_load(METAFILE.read_text())['Models']}
+
+
+def table(dataset: str) -> Dict[str, Tuple[Optional[float], ...]]:
+    """Config name -> (paper Params M, paper FLOPs G, exact Params, FLOPs as executed, FLOPs
+    with LDA as the papers count it) of every config trained on ``dataset``."""
+    rows = {}
+    for name, model in models().items():
+        meta = model['Metadata']
+        if model['Results'][0]['Dataset'] == dataset:
+            rows[name] = (meta['Paper Params (M)'], meta['Paper FLOPs (G)'], meta['Parameters'],
+                          meta['FLOPs'], meta.get('FLOPs LDA as published'))
+    return rows
+
+
+def metrics(name: str) -> dict:
+    """The paper's scores of a config, e.g. ``{'box AP': 44.4}``."""
+    return models()[name]['Results'][0]['Metrics']
