@@ -6,12 +6,13 @@ that does not exist, a ``--cfg-options`` key that leads into a number or a strin
 here as :class:`CommandLineError` so that the tools can report them in one line.
 """
 import argparse
+import ast
 import difflib
 import inspect
 import os
 import os.path as osp
 import sys
-from typing import Any, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 import torch
 import torch.distributed as torch_dist
@@ -43,13 +44,63 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     """Read a config and merge ``--cfg-options`` as mmengine does (see :func:`check_key`)."""
     if not osp.isfile(path):
         raise CommandLineError(f'config file not found: {path}')
-    cfg = Config.fromfile(path)
+    try:
+        cfg = Config.fromfile(path)
+    except SyntaxError as err:
+        raise CommandLineError(describe_syntax_error(path, err)) from None
     if cfg_options:
         tree = cfg.to_dict()
         for key in cfg_options:
             check_key(tree, key)
         cfg.merge_from_dict(cfg_options)
     return cfg
+
+
+def describe_syntax_error(path: str, err: SyntaxError) -> str:
+    """``FILE:LINE: ...`` for a syntax error in the config at ``path`` or its ``_base_`` files.
+
+    mmengine parses each file without its name, so its error says ``File "<unknown>"``; the
+    files are parsed again here, following relative ``_base_`` paths, to find the culprit.
+    """
+    found = _find_syntax_error(osp.abspath(path), set())
+    if found is None:
+        return f'{path}: {err}'
+    filename, found = found
+    line = (found.text or '').strip()
+    return (f'{filename}:{found.lineno}: syntax error: {found.msg}'
+            + (f': {line}' if line else ''))
+
+
+def _find_syntax_error(path: str, seen: set) -> Optional[tuple]:
+    """(file, SyntaxError) for the first file of the ``_base_`` chain that does not parse."""
+    if path in seen or not osp.isfile(path):
+        return None
+    seen.add(path)
+    with open(path, encoding='utf-8') as f:
+        source = f.read()
+    try:
+        tree = ast.parse(source, filename=path)
+    except SyntaxError as err:
+        return path, err
+    for base in _relative_bases(tree):
+        found = _find_syntax_error(osp.normpath(osp.join(osp.dirname(path), base)), seen)
+        if found is not None:
+            return found
+    return None
+
+
+def _relative_bases(tree: ast.Module) -> List[str]:
+    """The ``_base_`` files of a parsed config that are paths (not ``mmdet::...``)."""
+    for node in tree.body:
+        if (isinstance(node, ast.Assign)
+                and any(isinstance(t, ast.Name) and t.id == '_base_' for t in node.targets)):
+            try:
+                bases = ast.literal_eval(node.value)
+            except ValueError:
+                return []
+            bases = [bases] if isinstance(bases, str) else list(bases)
+            return [b for b in bases if isinstance(b, str) and '::' not in b]
+    return []
 
 
 def check_key(tree: dict, key: str) -> None:

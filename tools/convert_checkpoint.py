@@ -8,10 +8,27 @@ mmengine checkpoint that the matching config of this repository loads with no mi
 unexpected keys (``load_from=...`` or ``init_cfg=dict(type='Pretrained', ...)``).
 """
 import argparse
+import os
+import os.path as osp
 import sys
 
 from crossformer_mm.checkpoint import UnsafeCheckpointError
 from crossformer_mm.convert import KIND_NAMES, convert_checkpoint
+
+
+def output_path(src: str, dst: str) -> str:
+    """Where to write: ``dst``, or ``dst/<src name>_converted.pth`` for a directory (an existing
+    one, or a path ending in a separator, which is created). Never the input file itself."""
+    if osp.isdir(dst) or dst.endswith(('/', os.sep)):
+        os.makedirs(dst, exist_ok=True)
+        dst = osp.join(dst, osp.splitext(osp.basename(src))[0] + '_converted.pth')
+    if osp.exists(dst) and osp.exists(src) and osp.samefile(src, dst):
+        raise ValueError(f'the output {dst} is the input checkpoint; write the converted one '
+                         'elsewhere (a directory gets <name>_converted.pth)')
+    parent = osp.dirname(osp.abspath(dst))
+    if osp.isdir(parent) and not os.access(parent, os.W_OK):
+        raise ValueError(f'cannot write {dst}: the directory {parent} is not writable')
+    return dst
 
 
 def main() -> int:
@@ -20,8 +37,9 @@ def main() -> int:
     parser.add_argument('dst', help='where to write the converted checkpoint')
     args = parser.parse_args()
     try:
+        args.dst = output_path(args.src, args.dst)
         conv = convert_checkpoint(args.src, args.dst)
-    except (ValueError, FileNotFoundError, UnsafeCheckpointError) as err:
+    except (ValueError, OSError, UnsafeCheckpointError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
     print(f'{args.src}: {KIND_NAMES[conv.kind]}')

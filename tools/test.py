@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 
 from crossformer_mm.cli import (CommandLineError, add_common_args, load_config, run,
                                 run_cli, set_work_dir, setup_launcher)
+from crossformer_mm.engine import CheckpointMismatchError
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -20,6 +21,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--tta', action='store_true',
                         help="test-time augmentation: the config's tta_pipeline and tta_model "
                         '(the ADE20K configs: multi-scale and flip testing, "MS IoU")')
+    parser.add_argument('--allow-partial', action='store_true',
+                        help='test even if the checkpoint does not fit the model (missing or '
+                        'unexpected keys, other shapes); without it that is an error')
     return parser.parse_args(argv)
 
 
@@ -31,6 +35,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     setup_launcher(cfg, args.launcher, args.local_rank)
     set_work_dir(cfg, args.work_dir, args.config)
     cfg.load_from = args.checkpoint
+    if not args.allow_partial:
+        cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [dict(type='CheckpointFitHook')]
     if args.tta:
         if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
             raise CommandLineError('--tta needs tta_model and tta_pipeline in the config')
@@ -44,7 +50,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         evaluator = cfg.test_evaluator
         cfg.test_evaluator = (list(evaluator) if isinstance(evaluator, (list, tuple)) else
                               [evaluator]) + [dump]
-    run(cfg, 'test')
+    try:
+        run(cfg, 'test')
+    except CheckpointMismatchError as err:
+        raise CommandLineError(f'{args.checkpoint} does not fit the model of {args.config}: {err}; '
+                               'pass --allow-partial to test it anyway') from None
 
 
 if __name__ == '__main__':

@@ -7,6 +7,10 @@ set -euo pipefail
 SCRIPT=$1
 NPROC=$2
 shift 2
+if ! [[ $NPROC =~ ^[1-9][0-9]*$ ]]; then
+    echo "error: GPUS, the number of processes, must be a positive integer, got '$NPROC'" >&2
+    exit 2
+fi
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 [ -x "$ROOT/.venv/bin/python" ] && DEFAULT_PYTHON=$ROOT/.venv/bin/python || DEFAULT_PYTHON=python
 PYTHON=${PYTHON:-$DEFAULT_PYTHON}

@@ -4,12 +4,15 @@
         [--resume [CHECKPOINT]] [--cfg-options KEY=VALUE ...] [--launcher pytorch]
 """
 import argparse
+import logging
 from typing import Optional, Sequence
 
 import torch
+from mmengine.logging import print_log
 
 from crossformer_mm.cli import (CommandLineError, add_common_args, load_config, run,
                                 run_cli, set_work_dir, setup_launcher)
+from crossformer_mm.engine.checkpoints import ResumeError, find_resume_checkpoint
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -21,8 +24,26 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='scale the learning rate by the actual total batch size')
     parser.add_argument(
         '--resume', nargs='?', type=str, const='auto',
-        help='resume from CHECKPOINT, or without one from the latest checkpoint of the work dir')
+        help='resume from CHECKPOINT, or without one from the latest complete checkpoint of the '
+        'work dir (the one last_checkpoint names, else the newest readable one)')
+    parser.add_argument(
+        '--overwrite-checkpoints', action='store_true',
+        help='with --resume: train from the start when the work dir holds checkpoint files of '
+        'which none can be resumed from (they are overwritten); without it that is an error')
     return parser.parse_args(argv)
+
+
+def resume_checkpoint(work_dir: str, overwrite: bool) -> Optional[str]:
+    """What ``--resume`` without a path continues from; None: train from the start."""
+    try:
+        return find_resume_checkpoint(work_dir)
+    except ResumeError as err:
+        if not overwrite:
+            raise CommandLineError(f'{err}; pass --overwrite-checkpoints to train from the start '
+                                   'anyway, overwriting them') from None
+        print_log(f'{err}; training from the start (--overwrite-checkpoints)', logger='current',
+                  level=logging.WARNING)
+        return None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -41,7 +62,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                                    'the config')
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
+        resume_from = resume_checkpoint(cfg.work_dir, args.overwrite_checkpoints)
+        if resume_from is not None:
+            cfg.resume, cfg.load_from = True, resume_from
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
     run(cfg, 'train')
