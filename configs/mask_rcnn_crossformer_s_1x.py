@@ -6,3 +6,5 @@ _base_ = ['mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py', './_base_/crossfo
 pretrained = None  # the Swin base's checkpoint; ours is the backbone's init_cfg
 
 model = dict(backbone=_base_.crossformer, neck=dict(in_channels=[96, 192, 384, 768]))
+# Checkpoints complete or absent, even if the run is killed while it writes one.
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))

@@ -8,3 +8,5 @@ pretrained = None  # the Swin base's checkpoint; ours is the backbone's init_cfg
 model = dict(
     backbone=dict(_base_.crossformer, group_size=[14, 14, 7, 7], interval=[16, 8, 2, 1]),
     neck=dict(in_channels=[96, 192, 384, 768]))
+# Checkpoints complete or absent, even if the run is killed while it writes one.
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))

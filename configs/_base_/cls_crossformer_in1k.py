@@ -25,3 +25,5 @@ train_dataloader = dict(batch_size=128)
 val_dataloader = dict(batch_size=128)
 test_dataloader = val_dataloader
 optim_wrapper = dict(clip_grad=dict(max_norm=5.0))
+# Checkpoints complete or absent, even if the run is killed while it writes one.
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))

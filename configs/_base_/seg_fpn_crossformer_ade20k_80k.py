@@ -23,3 +23,5 @@ param_scheduler = [
 ]
 train_dataloader = dict(batch_size=2)
 auto_scale_lr = dict(enable=False, base_batch_size=16)
+# Checkpoints complete or absent, even if the run is killed while it writes one.
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))

@@ -35,3 +35,5 @@ tta_pipeline = [
             [dict(type='PackSegInputs')],
         ])
 ]
+# Checkpoints complete or absent, even if the run is killed while it writes one.
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))

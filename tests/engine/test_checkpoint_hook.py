@@ -2,6 +2,7 @@
 process that SIGKILLs itself at each step of its checkpoint writes (inside a write, after part
 of the bytes, and before each fsync, rename and removal), with ``max_keep_ckpts=1``."""
 import builtins
+import glob
 import json
 import os
 import os.path as osp
@@ -244,3 +245,15 @@ def test_atomic_write_replaces_the_whole_file(tmp_path):
 def test_hook_is_registered_in_mmengines_root_registry():
     from mmengine.registry import HOOKS
     assert HOOKS.get('AtomicCheckpointHook') is AtomicCheckpointHook
+
+
+def test_every_config_writes_atomic_checkpoints():
+    from mmengine.config import Config
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    configs = sorted(glob.glob(osp.join(root, 'configs', '*.py'))
+                     + glob.glob(osp.join(root, 'configs', 'demo', '*.py')))
+    assert len(configs) == 41
+    for path in configs:
+        cfg = Config.fromfile(path)
+        assert cfg.default_hooks.checkpoint.type == 'AtomicCheckpointHook', path
+        assert 'crossformer_mm.engine' in cfg.custom_imports['imports'], path
