@@ -1,4 +1,4 @@
-"""``import crossformer_mm`` needs only torch, mmengine and mmcv (issue 2, item 4)."""
+"""``import crossformer_mm`` needs only torch, mmengine and mmcv."""
 import subprocess
 import sys
 import textwrap

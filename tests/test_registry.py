@@ -1,4 +1,4 @@
-"""``type='CrossFormer'`` builds from each toolbox's registry and from configs (issue 2, item 4)."""
+"""``type='CrossFormer'`` builds from each toolbox's registry and from configs."""
 import glob
 import os.path as osp
 import subprocess

@@ -2,10 +2,12 @@
 tools/test.py on a tiny shapes dataset."""
 import glob
 import json
+import math
 import os
 import subprocess
 import sys
 
+import mmengine
 import pytest
 from mmengine.config import Config
 
@@ -39,13 +41,25 @@ def test_one_iteration_then_test(config, data_root, tmp_path):
     subprocess.run(tool + ['--cfg-options', *options], cwd=ROOT, check=True)
     checkpoint = tmp_path / 'iter_1.pth'
     assert checkpoint.is_file()
-    test_dir = tmp_path / 'test'
+    test_dir, out = tmp_path / 'test', tmp_path / 'predictions.pkl'
     subprocess.run([sys.executable, 'tools/test.py', config, str(checkpoint), '--work-dir',
-                    str(test_dir), '--cfg-options', *options], cwd=ROOT, check=True)
+                    str(test_dir), '--out', str(out), '--cfg-options', *options], cwd=ROOT,
+                   check=True)
     with open(glob.glob(str(test_dir / '*' / '*.json'))[-1]) as f:
         metrics = json.load(f)
-    for key in CONFIGS[config]:
-        assert metrics[key] >= 0
+    assert set(CONFIGS[config]) <= set(metrics)
+    assert all(isinstance(metrics[key], float) and math.isfinite(metrics[key])
+               for key in CONFIGS[config])
+    # One prediction per val image, for the whole 64 x 64 image.
+    predictions = mmengine.load(out)
+    assert sorted(p['img_path'].rsplit('/', 1)[1] for p in predictions) == \
+        sorted(os.listdir(os.path.join(data_root, 'images', 'val')))
+    for prediction in predictions:
+        if 'pred_sem_seg' in prediction:
+            assert prediction['pred_sem_seg']['data'].shape == (1, 64, 64)
+        else:
+            boxes = prediction['pred_instances']['bboxes']
+            assert boxes.shape[1] == 4 and bool((boxes >= 0).all() and (boxes <= 64).all())
 
 
 @pytest.mark.parametrize('config', CONFIGS)

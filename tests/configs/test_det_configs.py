@@ -1,4 +1,4 @@
-"""COCO RetinaNet, Mask R-CNN and Cascade Mask R-CNN configs (issue 4).
+"""COCO RetinaNet, Mask R-CNN and Cascade Mask R-CNN configs.
 
 Every config is built as it is (only its ImageNet checkpoint left out), its Params compared with
 Tables III and IV of the CrossFormer++ paper and the official README, its recipe with section
@@ -62,7 +62,7 @@ def build(cfg: Config, few_rois: bool = False) -> torch.nn.Module:
     return revert_sync_batchnorm(MODELS.build(model_cfg))
 
 
-def test_every_config_of_the_issue_exists():
+def test_every_config_of_the_papers_exists():
     names = [f'retinanet_crossformer{pp}_{arch}_1x' for pp in ('', 'pp') for arch in 'sb']
     names += [f'mask_rcnn_crossformer{pp}_{arch}_{sched}' for pp in ('', 'pp') for arch in 'sb'
               for sched in ('1x', '3x')]

@@ -1,4 +1,4 @@
-"""ADE20K semantic FPN and UPerNet configs (issue 5): recipes, Params, FLOPs, train and test.
+"""ADE20K semantic FPN and UPerNet configs: recipes, Params, FLOPs, train and test.
 
 Every config is built as it is (only its ImageNet checkpoint left out), its Params compared with
 Table V of the CrossFormer++ paper, and it runs one training step and whole and sliding-window
@@ -91,7 +91,7 @@ def batch(size=(64, 96), num=2, seed=0):
     return dict(inputs=inputs, data_samples=samples)
 
 
-def test_every_config_of_the_issue_exists():
+def test_every_config_of_the_papers_exists():
     names = [f'{head}_crossformer{pp}_{arch}_ade20k_{iters}'
              for head, iters in (('fpn', '80k'), ('upernet', '160k'))
              for pp, archs in (('', 'sbl'), ('pp', 'sblh')) for arch in archs]

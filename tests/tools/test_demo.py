@@ -1,4 +1,5 @@
 """tools/demo.py (what ``make demo`` runs) end to end, cut to two iterations on six images."""
+import glob
 import json
 import os
 import subprocess
@@ -22,7 +23,12 @@ def test_demo_writes_scores_and_pictures(tmp_path):
     assert set(scores) == {'mask-rcnn', 'fpn'}
     assert set(scores['mask-rcnn']) == {'coco/bbox_mAP', 'coco/segm_mAP'}
     assert set(scores['fpn']) == {'mIoU'}
-    assert all(0 <= value <= 100 for model in scores.values() for value in model.values())
+    # The scores are those that tools/test.py logged for each model.
+    for name, values in scores.items():
+        logged = sorted(glob.glob(str(work_dir / name / 'test' / '*' / '*.json')))
+        with open(logged[-1]) as f:
+            metrics = json.load(f)
+        assert values == {key: metrics[key] for key in values}
     # Two val images, each drawn 3x larger: the image, Mask R-CNN's and the FPN's predictions.
     predictions = cv2.imread(str(work_dir / 'predictions.png'))
     assert predictions.shape == (2 * 3 * 64, 3 * 3 * 64, 3)
