@@ -218,6 +218,20 @@ def shut_down_workers(runner: Runner) -> None:
                 iterator._shutdown_workers()
 
 
+def checked_checkpoint(path: str) -> str:
+    """The checkpoint for mmengine to read instead of ``path``, checked first: a URL fetched to
+    torch's cache, which mmengine reads with safe loading (its own http loader would not), and
+    a file that is missing or not a checkpoint a :class:`CommandLineError` saying what it is
+    (see :func:`crossformer_mm.checkpoint.local_checkpoint`)."""
+    from .checkpoint import NotACheckpointError, local_checkpoint
+    try:
+        return local_checkpoint(path)
+    except FileNotFoundError:
+        raise CommandLineError(f'checkpoint file not found: {path}') from None
+    except (NotACheckpointError, ConnectionError) as err:
+        raise CommandLineError(str(err)) from None
+
+
 def destroy_process_group() -> None:
     """Destroy the default process group if there is one, so that no gloo or NCCL thread is
     alive when the interpreter exits (that aborts it: "terminate called without an active

@@ -16,7 +16,8 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from mmengine.utils import ProgressBar
 
-from .checkpoint import load_checkpoint_file, official_to_ours, unwrap_state_dict
+from .checkpoint import (load_checkpoint_file, local_checkpoint, official_to_ours, reading,
+                         unwrap_state_dict)
 
 #: (official prefix, our prefix) for the keys outside the backbone, per kind of checkpoint. The
 #: classifier's final LayerNorm and linear layer become the backbone's ``norm3`` (out_indices=(3,),
@@ -152,19 +153,17 @@ class _ProgressFile:
     def close(self) -> None:
         self.file.close()
 
-    def __str__(self) -> str:  # load_checkpoint_file names the file in its errors
-        return self.path
 
 
 def read_checkpoint(path: str, progress: bool = True) -> dict:
-    """Safe (``weights_only``) loading, with a progress bar for large files."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'Checkpoint not found: {path}')
-    if not progress or os.path.getsize(path) < PROGRESS_MIN_BYTES:
+    """Safe (``weights_only``) loading, with a progress bar for large local files."""
+    path = local_checkpoint(path)
+    if not progress or not os.path.isfile(path) or os.path.getsize(path) < PROGRESS_MIN_BYTES:
         return load_checkpoint_file(path)
     source = _ProgressFile(path)
     try:
-        return load_checkpoint_file(source)
+        with reading(path):
+            return torch.load(source, map_location='cpu', weights_only=True)
     finally:
         source.close()
         print()

@@ -1,10 +1,16 @@
-"""crossformer_mm.checkpoint: safe loading of mmengine checkpoints (issue 2, items 5 and 6) and
-the official key names."""
+"""crossformer_mm.checkpoint: safe loading of mmengine checkpoints by every route, one-line errors
+for files that are not checkpoints, an import that changes nothing else, and the official key
+names."""
 import contextlib
+import importlib.util
 import os
+import os.path as osp
 import pickle
+import subprocess
 import sys
+import textwrap
 import uuid
+import zipfile
 from collections import OrderedDict
 
 import numpy as np
@@ -22,13 +28,15 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from crossformer_mm import CrossFormer
-from crossformer_mm.checkpoint import (MMENGINE_GLOBALS, UnsafeCheckpointError,
+from crossformer_mm.checkpoint import (MMENGINE_GLOBALS, NotACheckpointError,
+                                       UnsafeCheckpointError, check_checkpoint_file,
                                        load_backbone_checkpoint, load_checkpoint_file,
                                        official_to_ours, ours_to_official, unwrap_state_dict)
 
 TINY_ARCH = dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1],
                  group_size=[7, 7, 7, 7], interval=[8, 4, 2, 1], acl=False)
 NP_CORE = 'numpy._core' if hasattr(np, '_core') else 'numpy.core'
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def allowed_name(item):
@@ -198,7 +206,7 @@ def test_runner_resumes_where_it_stopped(interrupted, tmp_path):
     torch.testing.assert_close(resumed.model.state_dict(), uninterrupted.model.state_dict())
 
 
-# --- Refusing what is not a checkpoint ---------------------------------------------------------
+# --- Refusing code, by every route that loads a checkpoint -------------------------------------
 def write_marker(path):
     with open(path, 'w') as f:
         f.write('code in a checkpoint ran')
@@ -214,11 +222,43 @@ class Payload:
         return self.func, self.args
 
 
+def tool(name: str):
+    """Import tools/<name>.py as a module."""
+    spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def pretrained(path):
+    CrossFormer(arch=TINY_ARCH, init_cfg=dict(type='Pretrained', checkpoint=path)).init_weights()
+
+
+def runner_load(path, resume=False):
+    """What ``load_from`` (tools/test.py, tools/train.py) and ``--resume`` do."""
+    make_runner(osp.join(osp.dirname(path), 'run'), load_from=path, resume=resume).load_or_resume()
+
+
+def convert_tool(path):
+    from crossformer_mm.convert import convert_checkpoint
+    convert_checkpoint(path, path + '.converted')
+
+
+#: Every way a checkpoint gets read: this package's (the first four, :class:`UnsafeCheckpointError`)
+#: and mmengine's own (torch's UnpicklingError). tools/test.py and tools/train.py load through the
+#: Runner, tools/fold_dpb.py through mmengine's load_checkpoint.
 LOADERS = {
     'load_checkpoint_file': load_checkpoint_file,
+    'Pretrained': pretrained,
+    'convert_checkpoint': convert_tool,
+    'load_backbone_checkpoint': lambda path: load_backbone_checkpoint(
+        CrossFormer(arch=TINY_ARCH), path),
     'CheckpointLoader': CheckpointLoader.load_checkpoint,
     'mmengine.load_checkpoint': lambda path: load_checkpoint(nn.Linear(1, 1), path),
+    'Runner.load_from': runner_load,
+    'Runner.resume': lambda path: runner_load(path, resume=True),
 }
+OURS = list(LOADERS)[:4]
 
 
 @pytest.mark.parametrize('loader', LOADERS.values(), ids=LOADERS.keys())
@@ -230,12 +270,28 @@ def test_checkpoint_with_code_is_refused_and_code_does_not_run(func, loader, tmp
     torch.save(dict(state_dict=dict(weight=torch.ones(1)), meta=Payload(func, arg)), path)
 
     name = f'{func.__module__}.{func.__name__}'  # e.g. posix.system
-    with pytest.raises(UnsafeCheckpointError, match=name.replace('.', r'\.')):
+    with pytest.raises(pickle.UnpicklingError, match=name.replace('.', r'\.')) as err:
         loader(path)
     assert not marker.exists()
+    if loader in [LOADERS[name] for name in OURS]:
+        assert err.type is UnsafeCheckpointError and '\n' not in str(err.value)
 
     torch.load(path, weights_only=False)  # the payload is real: unsafe loading runs it
     assert marker.exists()
+
+
+def test_fold_dpb_tool_refuses_code(tmp_path):
+    marker = tmp_path / 'marker'
+    path = str(tmp_path / 'evil.pth')
+    torch.save(dict(state_dict={}, meta=Payload(os.system, f'touch {marker}')), path)
+    proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'fold_dpb.py'),
+                           osp.join(ROOT, 'configs', 'crossformer_t_in1k.py'), '--shape', '64',
+                           '64', '--runs', '1', '--checkpoint', path],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]  # after the third-party warnings
+    assert last.startswith(f'error: Refusing to load {path}: it holds posix.system')
+    assert 'Traceback' not in proc.stderr and not marker.exists()
 
 
 def test_getattr_only_fetches_history_buffer_statistics(tmp_path):
@@ -259,15 +315,21 @@ class RemappedStatistics:
         return HistoryBuffer, (), state
 
 
-def test_remapped_history_buffer_statistics_are_refused_and_undone(tmp_path):
+@pytest.mark.parametrize('loader', LOADERS.values(), ids=LOADERS.keys())
+def test_remapped_history_buffer_statistics_are_refused(loader, tmp_path):
     HistoryBuffer()  # the table holds the built-in statistics
     table = dict(HistoryBuffer._statistics_methods)
     path = str(tmp_path / 'remapped.pth')
-    torch.save({'message_hub': RemappedStatistics()}, path)
-    with pytest.raises(UnsafeCheckpointError, match=r"statistics \['mean'\]"):
-        load_checkpoint_file(path)
+    torch.save({'state_dict': {}, 'message_hub': RemappedStatistics()}, path)
+    with pytest.raises(pickle.UnpicklingError, match=r"statistics \['mean'\]"):
+        loader(path)
     assert HistoryBuffer._statistics_methods == table
     assert HistoryBuffer([1, 3], [1, 1]).statistics('mean') == 2  # not the maximum, 3
+
+
+def test_history_buffers_load_as_history_buffers(interrupted):
+    hub = CheckpointLoader.load_checkpoint(interrupted[1])['message_hub']
+    assert {type(buffer) for buffer in hub['log_scalars'].values()} == {HistoryBuffer}
 
 
 def test_numpy_object_arrays_are_refused(tmp_path):
@@ -290,7 +352,6 @@ def test_checkpoint_from_numpy_1_loads(tmp_path):
 def test_official_yacs_config_loads_as_a_dict(official_imagenet_checkpoint, tmp_path):
     path = tmp_path / 'crossformer-t.pth'
     torch.save(official_imagenet_checkpoint({'w': torch.ones(2)}), path)
-    assert torch.serialization.get_unsafe_globals_in_checkpoint(str(path)) == []
     del sys.modules['yacs.config']  # as on a machine without yacs
     checkpoint = load_checkpoint_file(str(path))
     assert checkpoint['config'] == {'MODEL': {'TYPE': 'cross-scale', 'NAME': 'crossformer_tiny'},
@@ -298,20 +359,229 @@ def test_official_yacs_config_loads_as_a_dict(official_imagenet_checkpoint, tmp_
                                     'AMP_OPT_LEVEL': 'O1'}
     assert type(checkpoint['config']['MODEL']) is OrderedDict
     assert checkpoint['epoch'] == 299 and torch.equal(checkpoint['model']['w'], torch.ones(2))
+    # Allowed while this package reads an official file, not in the whole process.
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(str(path)) == [
+        'yacs.config.CfgNode']
 
 
-def test_local_paths_go_through_the_safe_loader():
-    from crossformer_mm.checkpoint import _load_from_local
-    assert CheckpointLoader._get_checkpoint_loader('work_dirs/iter_4.pth') is _load_from_local
-    assert CheckpointLoader._get_checkpoint_loader('https://x/y.pth') is not _load_from_local
+# --- Importing the package changes nothing in mmengine and torch but the allow-list ------------
+IMPORT_SCRIPT = textwrap.dedent(r"""
+    import json, os, sys, torch
+    from mmengine.runner import CheckpointLoader
+
+    torch.save({'state_dict': {'w': torch.arange(3.)}}, os.path.expanduser('~/model.pth'))
+
+    def state():
+        loads = {}
+        for path in ('~/model.pth', os.path.expanduser('~/model.pth'),
+                     'http://127.0.0.1:9/x.pth', '~/missing.pth'):
+            try:
+                loads[path] = CheckpointLoader.load_checkpoint(path)['state_dict']['w'].tolist()
+            except Exception as err:
+                loads[path] = type(err).__name__
+        schemes = {prefix: f'{f.__module__}.{f.__qualname__}'
+                   for prefix, f in CheckpointLoader._schemes.items()}
+        allowed = sorted(g[1] if isinstance(g, tuple) else f'{g.__module__}.{g.__qualname__}'
+                         for g in torch.serialization.get_safe_globals())
+        return dict(loads=loads, schemes=schemes, allowed=allowed)
+
+    before = state()
+    import crossformer_mm
+    print(json.dumps(dict(before=before, after=state())))
+""")
 
 
-def test_load_checkpoint_file_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match='missing.pth'):
+def test_import_changes_no_checkpoint_loading(tmp_path):
+    env = dict(os.environ, HOME=str(tmp_path), TORCH_HOME=str(tmp_path / 'torch'))
+    proc = subprocess.run([sys.executable, '-c', IMPORT_SCRIPT], capture_output=True, text=True,
+                          env=env, cwd=str(tmp_path), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import json
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    before, after = result['before'], result['after']
+    assert before['loads'] == after['loads'] == {
+        '~/model.pth': [0, 1, 2], str(tmp_path / 'model.pth'): [0, 1, 2],
+        'http://127.0.0.1:9/x.pth': 'URLError', '~/missing.pth': 'FileNotFoundError'}
+    assert before['schemes'] == after['schemes']
+    # torch allows some builtins itself; the package adds exactly mmengine's classes.
+    assert set(after['allowed']) - set(before['allowed']) == {
+        allowed_name(g) for g in MMENGINE_GLOBALS}
+    assert set(before['allowed']) <= set(after['allowed'])
+
+
+# --- Pretrained: every scheme as mmengine reads it ----------------------------------------------
+def test_pretrained_home_path(tmp_path, monkeypatch):
+    monkeypatch.setenv('HOME', str(tmp_path))
+    source = CrossFormer(arch=TINY_ARCH).state_dict()
+    torch.save({'state_dict': source}, tmp_path / 'backbone.pth')
+    model = CrossFormer(arch=TINY_ARCH, init_cfg=dict(type='Pretrained',
+                                                      checkpoint='~/backbone.pth'))
+    model.init_weights()
+    torch.testing.assert_close(model.state_dict(), source, rtol=0, atol=0)
+
+
+def test_pretrained_unreachable_url_is_a_network_error(tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path))
+    with pytest.raises(ConnectionError, match=r'Could not fetch http://127\.0\.0\.1:9/x\.pth '
+                       r'\(network error: .*refused'):
+        pretrained('http://127.0.0.1:9/x.pth')
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """Serves tmp_path/served over http on 127.0.0.1; yields the base URL."""
+    import functools
+    import http.server
+    import threading
+    root = tmp_path / 'served'
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f'http://127.0.0.1:{server.server_address[1]}', root
+    server.shutdown()
+    thread.join()
+
+
+def test_pretrained_url_is_downloaded_and_loaded_safely(http_server, tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+    url, root = http_server
+    source = CrossFormer(arch=TINY_ARCH).state_dict()
+    torch.save({'state_dict': source}, root / 'backbone.pth')
+    model = CrossFormer(arch=TINY_ARCH, init_cfg=dict(type='Pretrained',
+                                                      checkpoint=f'{url}/backbone.pth'))
+    model.init_weights()
+    torch.testing.assert_close(model.state_dict(), source, rtol=0, atol=0)
+    assert (tmp_path / 'torch' / 'hub' / 'checkpoints' / 'backbone.pth').is_file()  # cached
+
+    marker = tmp_path / 'marker'
+    torch.save({'state_dict': {}, 'meta': Payload(os.system, f'touch {marker}')},
+               root / 'evil.pth')
+    with pytest.raises(UnsafeCheckpointError, match=r'posix\.system'):
+        pretrained(f'{url}/evil.pth')
+    assert not marker.exists()
+
+
+def test_pretrained_url_that_serves_a_page(http_server, tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+    url, root = http_server
+    (root / 'model.pth').write_text('<!DOCTYPE html>\n<html><title>Sign in</title></html>\n')
+    with pytest.raises(NotACheckpointError) as err:
+        pretrained(f'{url}/model.pth')
+    assert str(err.value).startswith(f'{url}/model.pth: ') and 'an HTML page' in str(err.value)
+    assert 'the download was deleted' in str(err.value)
+    assert not (tmp_path / 'torch' / 'hub' / 'checkpoints' / 'model.pth').exists()
+
+
+# --- Files that are not checkpoints ----------------------------------------------------------------
+def truncated_zip(path):
+    torch.save({'w': torch.ones(1000)}, path)
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+
+
+def zip_without_checkpoint(path):
+    with zipfile.ZipFile(path, 'w') as archive:
+        archive.writestr('weights.npy', b'\x93NUMPY')
+
+
+BAD_FILES = {  # name: (writer, what the error says the file is)
+    'empty': (lambda p: p.write_bytes(b''), 'an empty file'),
+    'text': (lambda p: p.write_text('epoch 12: loss 0.53\nepoch 13: loss 0.51\n'),
+             "a text file, starting 'epoch 12: loss 0.53'"),
+    'html': (lambda p: p.write_text('\n<!doctype html>\n<html lang="en"><head><title>Google Drive'
+                                    '</title></head><body>Sign in</body></html>'),
+             'an HTML page (a failed download? check the link and download it again)'),
+    'git-lfs': (lambda p: p.write_text('version https://git-lfs.github.com/spec/v1\n'
+                                       'oid sha256:4d7a2146\nsize 120834571\n'),
+                'a git-LFS pointer, not the file it stands for (fetch that with `git lfs pull`)'),
+    'random': (lambda p: p.write_bytes(bytes.fromhex('a17f3c09e2550b44') +
+                                       np.random.default_rng(0).bytes(4088)),
+               'neither a zip archive nor a pickle (it starts with bytes a1 7f 3c 09 e2 55 0b 44)'),
+    'truncated-zip': (truncated_zip, 'a truncated zip archive ('),
+    'zip-of-something-else': (zip_without_checkpoint,
+                              "a zip archive with no PyTorch checkpoint in it (it holds "
+                              "['weights.npy'])"),
+}
+
+
+def run_tool(name, argv, capsys):
+    """tools/<name>.py in this process; its one-line error (exit status 2)."""
+    from crossformer_mm import cli
+    with pytest.raises(SystemExit) as exc:
+        cli.run_cli(tool(name).main, argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('error: ') and '\n' not in err, err
+    raise NotACheckpointError(err[len('error: '):])
+
+
+RETINANET = osp.join(ROOT, 'configs', 'retinanet_crossformerpp_s_1x.py')
+#: Where this package reads a checkpoint, and the checks the tools make before mmengine reads one.
+CHECKED_ROUTES = {
+    'check_checkpoint_file': lambda path, capsys: check_checkpoint_file(path),
+    'load_checkpoint_file': lambda path, capsys: load_checkpoint_file(path),
+    'Pretrained': lambda path, capsys: pretrained(path),
+    'convert_checkpoint': lambda path, capsys: convert_tool(path),
+    'tools/test.py': lambda path, capsys: run_tool('test', [RETINANET, path], capsys),
+    'tools/train.py --resume': lambda path, capsys: run_tool(
+        'train', [RETINANET, '--resume', path, '--work-dir', osp.dirname(path)], capsys),
+}
+
+
+@pytest.mark.parametrize('route', CHECKED_ROUTES)
+@pytest.mark.parametrize('kind', BAD_FILES)
+def test_file_that_is_not_a_checkpoint(kind, route, tmp_path, capsys):
+    write, what = BAD_FILES[kind]
+    path = tmp_path / 'crossformer-s.pth'
+    write(path)
+    with pytest.raises(NotACheckpointError) as err:
+        CHECKED_ROUTES[route](str(path), capsys)
+    assert str(err.value).startswith(f'{path} is not a PyTorch checkpoint: it is {what}')
+    assert '\n' not in str(err.value)
+
+
+def test_fold_dpb_tool_names_a_file_that_is_not_a_checkpoint(tmp_path):
+    path = tmp_path / 'crossformer-t.pth'
+    BAD_FILES['git-lfs'][0](path)
+    proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'fold_dpb.py'),
+                           osp.join(ROOT, 'configs', 'crossformer_t_in1k.py'),
+                           '--checkpoint', str(path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == \
+        f'error: {path} is not a PyTorch checkpoint: it is ' + BAD_FILES['git-lfs'][1]
+
+
+def test_missing_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match='Checkpoint not found: .*missing.pth'):
         load_checkpoint_file(str(tmp_path / 'missing.pth'))
-    (tmp_path / 'broken.pth').write_bytes(b'not a checkpoint')
-    with pytest.raises((ValueError, UnsafeCheckpointError), match='broken.pth'):
-        load_checkpoint_file(str(tmp_path / 'broken.pth'))
+
+
+@pytest.mark.parametrize('legacy', [False, True], ids=['zip', 'legacy'])
+def test_real_checkpoints_pass_the_check(legacy, tmp_path):
+    path = tmp_path / 'model.pth'
+    torch.save({'w': torch.ones(2)}, path, _use_new_zipfile_serialization=not legacy)
+    check_checkpoint_file(str(path))
+    assert torch.equal(load_checkpoint_file(str(path))['w'], torch.ones(2))
+
+
+def test_damaged_checkpoint_is_one_line(tmp_path):
+    """A zip that passes the check but whose pickle is cut: torch's error, in one line."""
+    path = tmp_path / 'model.pth'
+    torch.save({'w': torch.ones(2)}, path)
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    pkl = next(name for name in members if name.endswith('data.pkl'))
+    members[pkl] = members[pkl][:10]
+    with zipfile.ZipFile(path, 'w') as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises((NotACheckpointError, UnsafeCheckpointError)) as err:
+        load_checkpoint_file(str(path))
+    assert str(err.value).startswith(f'Cannot read checkpoint {path}: ')
+    assert '\n' not in str(err.value)
 
 
 # --- Official key names -------------------------------------------------------------------------

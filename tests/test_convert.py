@@ -1,12 +1,11 @@
 """tools/convert_checkpoint.py and crossformer_mm.convert, without the real official files.
 
-Official-format checkpoints are written from the official key lists in ``shared/reference/``
+Official-format checkpoints are written from the official key lists in ``tests/data/reference``
 (classifiers) or from a randomly initialised model of a config (detectors, segmentors), converted,
 loaded through this repository's configs with ``strict=True``, and must give the same outputs.
 """
 import glob
 import importlib
-import json
 import os
 import pickle
 import subprocess
@@ -21,10 +20,10 @@ from mmengine.registry import DefaultScope, init_default_scope
 from mmengine.runner import load_checkpoint
 
 import crossformer_mm  # noqa: F401
+from _reference import load_case, official_keys
 from crossformer_mm.checkpoint import ours_to_official
 from crossformer_mm.convert import (PREFIX_RULES, convert_checkpoint, convert_state_dict,
                                     detect_kind, read_checkpoint)
-from crossformer_mm.testing import REFERENCE
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / 'configs'
@@ -34,7 +33,6 @@ CLS_CONFIGS = {
     'pp_h': 'crossformerpp_h'
 }
 KINDS = {'mmdet': 'detector', 'mmseg': 'segmentor'}
-needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(), reason='no shared/reference')
 
 
 def build(cfg: Config, scope: str) -> torch.nn.Module:
@@ -43,13 +41,6 @@ def build(cfg: Config, scope: str) -> torch.nn.Module:
     models = importlib.import_module(f'{scope}.registry').MODELS
     with DefaultScope.overwrite_default_scope(scope):
         return models.build(cfg.model).eval()
-
-
-def official_keys(variant: str) -> dict:
-    """key -> shape of the official ImageNet classifier, from shared/reference."""
-    lines = (REFERENCE / 'official_keys' / f'crossformer_{variant}.txt').read_text().splitlines()
-    pairs = (line.split(' ', 1) for line in lines if line)
-    return {key: json.loads(shape) for key, shape in pairs}
 
 
 def to_official(state: dict, kind: str) -> dict:
@@ -67,7 +58,6 @@ def to_official(state: dict, kind: str) -> dict:
 
 
 # ------------------------------------------------------------------------------- classifiers
-@needs_reference
 @pytest.mark.parametrize('variant', list(CLS_CONFIGS))
 def test_official_classifier_keys_load_strictly(variant):
     """Every key of each official ImageNet classifier lands on a parameter of our config."""
@@ -84,7 +74,7 @@ def test_official_classifier_keys_load_strictly(variant):
 def golden_classifier(name: str, tmp_path: Path, official_imagenet_checkpoint):
     """(converted model, golden case): the official random weights, saved as the official
     training code saves them, through our config."""
-    golden = torch.load(REFERENCE / f'{name}.pt', weights_only=True)
+    golden = load_case(name)
     src, dst = tmp_path / 'official.pth', tmp_path / 'converted.pth'
     torch.save(official_imagenet_checkpoint(golden['state_dict']), src)
     assert convert_checkpoint(str(src), str(dst)).kind == 'classifier'
@@ -102,7 +92,6 @@ def golden_classifier(name: str, tmp_path: Path, official_imagenet_checkpoint):
     return model, golden
 
 
-@needs_reference
 @pytest.mark.parametrize('name', ['cls_tiny', 'cls_pp_tiny'])
 def test_golden_classifier_logits(name, tmp_path, official_imagenet_checkpoint):
     """The official classifiers' logits, through mmpretrain's ImageClassifier, to 1e-4."""
@@ -299,9 +288,8 @@ def test_progress_on_large_files(tmp_path, monkeypatch, capsys):
     assert '6/6' in capsys.readouterr().out
 
 
-@needs_reference
 def test_cli(tmp_path):
-    golden = torch.load(REFERENCE / 'cls_tiny.pt', weights_only=True)
+    golden = load_case('cls_tiny')
     src, dst = tmp_path / 'crossformer-t.pth', tmp_path / 'out' / 'converted.pth'
     torch.save({'model': golden['state_dict']}, src)
     tool = [sys.executable, str(ROOT / 'tools' / 'convert_checkpoint.py')]

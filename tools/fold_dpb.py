@@ -16,6 +16,8 @@ from mmengine.registry import MODELS, DefaultScope, init_default_scope
 from mmengine.runner import load_checkpoint
 
 import crossformer_mm  # noqa: F401
+from crossformer_mm.checkpoint import (NotACheckpointError, UnsafeCheckpointError,
+                                       local_checkpoint, reading)
 from crossformer_mm.deploy import fold_position_bias
 
 
@@ -56,7 +58,12 @@ def main() -> None:
     with DefaultScope.overwrite_default_scope(scope):
         model = MODELS.build(cfg.model).to(args.device).eval()
     if args.checkpoint:
-        load_checkpoint(model, args.checkpoint, map_location='cpu')
+        try:  # one line for a file that is not a checkpoint or that safe loading refuses
+            path = local_checkpoint(args.checkpoint)
+            with reading(path):
+                load_checkpoint(model, path, map_location='cpu')
+        except (OSError, NotACheckpointError, UnsafeCheckpointError) as err:
+            raise SystemExit(f'error: {err}') from None
     folded = fold_position_bias(copy.deepcopy(model), [tuple(args.shape)])
 
     x = torch.randn(args.batch, 3, *args.shape, device=args.device)

@@ -4,11 +4,10 @@
         [--out results.pkl] [--tta] [--cfg-options KEY=VALUE ...] [--launcher pytorch]
 """
 import argparse
-import os.path as osp
 from typing import Optional, Sequence
 
-from crossformer_mm.cli import (CommandLineError, add_common_args, load_config, run,
-                                run_cli, set_work_dir, setup_launcher)
+from crossformer_mm.cli import (CommandLineError, add_common_args, checked_checkpoint,
+                                load_config, run, run_cli, set_work_dir, setup_launcher)
 from crossformer_mm.engine import CheckpointMismatchError
 
 
@@ -30,11 +29,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)
-    if not osp.isfile(args.checkpoint):
-        raise CommandLineError(f'checkpoint file not found: {args.checkpoint}')
+    checkpoint = checked_checkpoint(args.checkpoint)
     setup_launcher(cfg, args.launcher, args.local_rank)
     set_work_dir(cfg, args.work_dir, args.config)
-    cfg.load_from = args.checkpoint
+    cfg.load_from = checkpoint
     if not args.allow_partial:
         cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [dict(type='CheckpointFitHook')]
     if args.tta:

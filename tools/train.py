@@ -10,8 +10,8 @@ from typing import Optional, Sequence
 import torch
 from mmengine.logging import print_log
 
-from crossformer_mm.cli import (CommandLineError, add_common_args, load_config, run,
-                                run_cli, set_work_dir, setup_launcher)
+from crossformer_mm.cli import (CommandLineError, add_common_args, checked_checkpoint,
+                                load_config, run, run_cli, set_work_dir, setup_launcher)
 from crossformer_mm.engine.checkpoints import ResumeError, find_resume_checkpoint
 
 
@@ -67,6 +67,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             cfg.resume, cfg.load_from = True, resume_from
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
+    if cfg.get('load_from'):
+        cfg.load_from = checked_checkpoint(cfg.load_from)
     run(cfg, 'train')
 
 

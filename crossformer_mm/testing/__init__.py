@@ -1,12 +1,4 @@
-"""Reference implementations and data for tests and benchmarks; not used by the models."""
-import os
-from pathlib import Path
-
+"""A plain reference implementation, for tests and benchmarks; not used by the models."""
 from .oracle import OracleCrossFormer
 
-#: The official implementation's reference data that tests compare with: ``shared/reference/``
-#: beside the checkout, or ``$CROSSFORMER_MM_REFERENCE``.
-REFERENCE = Path(os.environ.get('CROSSFORMER_MM_REFERENCE')
-                 or Path(__file__).resolve().parents[2].parent / 'shared' / 'reference')
-
-__all__ = ['OracleCrossFormer', 'REFERENCE']
+__all__ = ['OracleCrossFormer']
