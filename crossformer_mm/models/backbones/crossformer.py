@@ -13,6 +13,7 @@ The paper's parts, one class each:
   after every third block that keep activations from growing with depth.
 * PGS (CrossFormer++): a per-stage group size, which is simply the ``group_size`` list.
 """
+import numbers
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
@@ -303,6 +304,37 @@ _CF_G, _CF_I = [7, 7, 7, 7], [8, 4, 2, 1]
 _PP_G, _PP_I = [4, 4, 14, 7], [4, 2, 1, 1]
 
 
+def _is_integer(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_int_sequence(value) -> bool:
+    """A list or tuple of integers; a string is not one (it would split into letters)."""
+    return isinstance(value, (list, tuple)) and all(_is_integer(v) for v in value)
+
+
+def _integer(name: str, value) -> int:
+    """``value`` as an int; other types (float, str, bool) are refused, naming ``name``."""
+    if not _is_integer(value):
+        raise TypeError(f'{name} must be an integer, got {type(value).__name__} {value!r}')
+    return int(value)
+
+
+def _per_stage(name: str, value) -> List[int]:
+    """One integer >= 1 per stage, from one int for all stages or a list of them."""
+    if _is_integer(value):
+        value = [value] * NUM_STAGES
+    if not _is_int_sequence(value):
+        raise TypeError(f'{name} must be an integer or a list of {NUM_STAGES} integers, got '
+                        f'{type(value).__name__} {value!r}')
+    if len(value) != NUM_STAGES:
+        raise ValueError(f'{name} needs one value per stage ({NUM_STAGES}), got '
+                         f'{len(value)}: {list(value)}')
+    if any(v < 1 for v in value):
+        raise ValueError(f'{name} values must be integers >= 1, got {list(value)}')
+    return [int(v) for v in value]
+
+
 @MODELS.register_module()
 class CrossFormer(BaseModule):
     """CrossFormer / CrossFormer++ backbone for mmdet, mmseg and mmpretrain.
@@ -364,10 +396,13 @@ class CrossFormer(BaseModule):
         self.acl: bool = arch['acl']
         self.in_channels = in_channels
         self.out_indices = self._check_out_indices(out_indices)
-        if not -1 <= frozen_stages <= NUM_STAGES:
+        if not -1 <= _integer('frozen_stages', frozen_stages) <= NUM_STAGES:
             raise ValueError(f'frozen_stages must be in [-1, {NUM_STAGES}], got {frozen_stages}')
         self.frozen_stages = frozen_stages
-        if drop_path_rate < 0 or drop_path_rate >= 1:
+        if not isinstance(drop_path_rate, numbers.Real) or isinstance(drop_path_rate, bool):
+            raise TypeError(f'drop_path_rate must be a number in [0, 1), got '
+                            f'{type(drop_path_rate).__name__} {drop_path_rate!r}')
+        if not 0 <= drop_path_rate < 1:  # also refuses NaN
             raise ValueError(f'drop_path_rate must be in [0, 1), got {drop_path_rate}')
 
         dims = [self.embed_dims * 2**i for i in range(NUM_STAGES)]
@@ -411,18 +446,9 @@ class CrossFormer(BaseModule):
         if interval is not None:
             arch['interval'] = interval
         for key in ('depths', 'num_heads', 'group_size', 'interval'):
-            value = arch[key]
-            if isinstance(value, int):
-                value = [value] * NUM_STAGES
-            value = list(value)
-            if len(value) != NUM_STAGES:
-                raise ValueError(f'{key} needs one value per stage ({NUM_STAGES}), got '
-                                 f'{len(value)}: {value}')
-            if any(not isinstance(v, int) or v < 1 for v in value):
-                raise ValueError(f'{key} values must be integers >= 1, got {value}')
-            arch[key] = value
-        dims = arch['embed_dims']
-        if not isinstance(dims, int) or dims < 16 or dims % 8:
+            arch[key] = _per_stage(key, arch[key])
+        dims = arch['embed_dims'] = _integer('embed_dims', arch['embed_dims'])
+        if dims < 16 or dims % 8:
             raise ValueError(f'embed_dims must be a multiple of 8 and at least 16, got {dims}')
         for i, heads in enumerate(arch['num_heads']):
             if (dims * 2**i) % heads:
@@ -432,9 +458,12 @@ class CrossFormer(BaseModule):
 
     @staticmethod
     def _check_out_indices(out_indices: Sequence[int]) -> tuple:
-        if isinstance(out_indices, int):
+        if _is_integer(out_indices):
             out_indices = (out_indices, )
-        out_indices = tuple(i + NUM_STAGES if i < 0 else i for i in out_indices)
+        if not _is_int_sequence(out_indices):
+            raise TypeError(f'out_indices must be a stage index or a sequence of them, got '
+                            f'{type(out_indices).__name__} {out_indices!r}')
+        out_indices = tuple(int(i) + NUM_STAGES if i < 0 else int(i) for i in out_indices)
         if not out_indices or any(not 0 <= i < NUM_STAGES for i in out_indices):
             raise ValueError(f'out_indices must be stage indices in [0, {NUM_STAGES - 1}], '
                              f'got {out_indices}')

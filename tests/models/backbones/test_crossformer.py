@@ -309,6 +309,41 @@ def test_bad_config_is_named(kwargs, message):
     assert message in str(err.value)
 
 
+PER_STAGE = 'must be an integer or a list of 4 integers, got'
+
+
+@pytest.mark.parametrize('kwargs, error, message', [
+    (dict(group_size=7.0), TypeError, f'group_size {PER_STAGE} float 7.0'),
+    (dict(group_size=[7, 7, 7.0, 7]), TypeError, f'group_size {PER_STAGE} list [7, 7, 7.0, 7]'),
+    (dict(interval='8421'), TypeError, f"interval {PER_STAGE} str '8421'"),
+    (dict(group_size=True), TypeError, f'group_size {PER_STAGE} bool True'),
+    (dict(arch=dict(TINY, depths='1211')), TypeError, f"depths {PER_STAGE} str '1211'"),
+    (dict(arch=dict(TINY, num_heads=None)), TypeError, f'num_heads {PER_STAGE} NoneType None'),
+    (dict(arch=dict(TINY, embed_dims=16.0)), TypeError,
+     'embed_dims must be an integer, got float 16.0'),
+    (dict(drop_path_rate='0.1'), TypeError,
+     "drop_path_rate must be a number in [0, 1), got str '0.1'"),
+    (dict(drop_path_rate=float('nan')), ValueError, 'drop_path_rate must be in [0, 1), got nan'),
+    (dict(drop_path_rate=float('inf')), ValueError, 'drop_path_rate must be in [0, 1), got inf'),
+    (dict(out_indices='23'), TypeError,
+     "out_indices must be a stage index or a sequence of them, got str '23'"),
+    (dict(frozen_stages=1.0), TypeError, 'frozen_stages must be an integer, got float 1.0'),
+])
+def test_argument_of_the_wrong_type_is_named(kwargs, error, message):
+    with pytest.raises(error) as err:
+        CrossFormer(**dict(dict(arch=TINY), **kwargs))
+    assert str(err.value) == message
+
+
+def test_numpy_integers_are_integers():
+    import numpy as np
+    model = CrossFormer(dict(TINY, embed_dims=np.int64(16)), group_size=np.int64(4),
+                        interval=(np.int32(4), 2, 1, 1), out_indices=np.int64(3))
+    assert model.group_size == [4, 4, 4, 4] and model.interval == [4, 2, 1, 1]
+    assert type(model.embed_dims) is int and type(model.group_size[0]) is int
+    assert model.out_indices == (3, )
+
+
 @pytest.mark.parametrize('shape, message', [
     ((3, 64, 64), 'expects (B, 3, H, W) images, got shape (3, 64, 64)'),
     ((1, 1, 64, 64), 'expects (B, 3, H, W) images, got shape (1, 1, 64, 64)'),
