@@ -1,7 +1,9 @@
 """crossformer_mm: CrossFormer and CrossFormer++ backbones for mmdet 3, mmseg 1 and mmpretrain 1."""
+import shutil
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 # Every version range of the project is stated here, once.
 MMDET = 'mmdet>=3.0,<4.0'
@@ -12,11 +14,24 @@ EXTRAS = {
     # mmseg 1.2 imports ftfy and regex without declaring them.
     'seg': [MMSEG, 'ftfy', 'regex'],
     'cls': [MMPRETRAIN],
-    'tests': ['pytest', 'pycocotools'],
+    'tests': ['pytest', 'pycocotools', 'model-index'],
 }
 EXTRAS['all'] = sorted({req for reqs in EXTRAS.values() for req in reqs})
 VERSION = {}
 exec(Path(__file__).with_name('crossformer_mm').joinpath('version.py').read_text(), VERSION)
+
+
+class BuildPyWithModelIndex(build_py):
+    """Ship the model index and the configs inside the package, in ``crossformer_mm/.mim``,
+    where ``mim search crossformer_mm`` looks for them (as mmdet does)."""
+
+    def run(self) -> None:
+        super().run()
+        target = Path(self.build_lib, 'crossformer_mm', '.mim')
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy('model-index.yml', target)
+        shutil.copytree('configs', target / 'configs', dirs_exist_ok=True)
+
 
 setup(
     name='crossformer_mm',
@@ -32,5 +47,6 @@ setup(
         'mmcv>=2.0,<2.2',
     ],
     extras_require=EXTRAS,
+    cmdclass={'build_py': BuildPyWithModelIndex},
     license='MIT',
 )
