@@ -1,7 +1,8 @@
 """Evaluate a checkpoint with a config of this repository, whatever its toolbox.
 
     python tools/test.py configs/mask_rcnn_crossformer_s_1x.py CHECKPOINT [--work-dir DIR]
-        [--out results.pkl] [--tta] [--cfg-options KEY=VALUE ...] [--launcher pytorch]
+        [--out results.pkl] [--tta] [--allow-partial] [--cfg-options KEY=VALUE ...]
+        [--launcher pytorch]
 """
 import argparse
 from typing import Optional, Sequence

@@ -1,7 +1,8 @@
 """Train a model from a config of this repository, whatever its toolbox (mmdet, mmseg, mmpretrain).
 
     python tools/train.py configs/mask_rcnn_crossformer_s_1x.py [--work-dir DIR] [--amp]
-        [--resume [CHECKPOINT]] [--cfg-options KEY=VALUE ...] [--launcher pytorch]
+        [--resume [CHECKPOINT] [--overwrite-checkpoints]] [--cfg-options KEY=VALUE ...]
+        [--launcher pytorch]
 """
 import argparse
 import logging
