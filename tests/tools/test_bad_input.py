@@ -15,9 +15,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope, init_default_scope
 
 from crossformer_mm import cli
-from crossformer_mm.checkpoint import ours_to_official
 from crossformer_mm.datasets.shapes import data_root_options, make_shapes_dataset
-from crossformer_mm.models import CrossFormer
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = 'configs/demo/fpn_crossformer-demo_shapes.py'
@@ -177,19 +175,6 @@ def test_dist_scripts_check_the_process_count(script, argv):
 
 
 # ---------------------------------------------------------------- tools/convert_checkpoint.py
-TINY = dict(embed_dims=16, depths=[1, 2, 1, 1], num_heads=[1, 1, 2, 2], group_size=[7] * 4,
-            interval=[8, 4, 2, 1], acl=False)
-
-
-def official_classifier(path) -> None:
-    """A tiny classifier checkpoint as the official ImageNet code saves it."""
-    state = {ours_to_official(k): v for k, v in CrossFormer(TINY, out_indices=(3, )).state_dict()
-             .items()}
-    state.update({'norm.weight': torch.ones(128), 'norm.bias': torch.zeros(128),
-                  'head.weight': torch.zeros(10, 128), 'head.bias': torch.zeros(10)})
-    torch.save({'model': state}, path)
-
-
 def convert(*argv: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, 'tools/convert_checkpoint.py', *argv], cwd=ROOT,
                           capture_output=True, text=True)
@@ -197,7 +182,7 @@ def convert(*argv: str) -> subprocess.CompletedProcess:
 
 def test_convert_refuses_to_overwrite_its_input(tmp_path):
     src = tmp_path / 'crossformer-t.pth'
-    official_classifier(src)
+    torch.save({'model': {'head.weight': torch.zeros(2)}}, src)
     before = src.read_bytes()
     for dst in (src, tmp_path / '.' / 'crossformer-t.pth'):
         run = convert(str(src), str(dst))
@@ -207,22 +192,18 @@ def test_convert_refuses_to_overwrite_its_input(tmp_path):
     assert src.read_bytes() == before
 
 
-@pytest.mark.parametrize('dst', ['existing', 'new/'])
+@pytest.mark.parametrize('dst', ['existing', 'new/', 'new/deeper/'])
 def test_convert_into_a_directory(tmp_path, dst):
-    src = tmp_path / 'crossformer-t.pth'
-    official_classifier(src)
     (tmp_path / 'existing').mkdir()
-    run = convert(str(src), f'{tmp_path}/{dst}')
-    assert run.returncode == 0, run.stderr
-    out = tmp_path / dst / 'crossformer-t_converted.pth'
-    assert run.stdout.endswith(f'to {out}\n')
-    assert 'backbone.norm3.weight' in torch.load(out, weights_only=True)['state_dict']
+    out = tool('convert_checkpoint').output_path('ckpts/crossformer-t.pth', f'{tmp_path}/{dst}')
+    assert out == osp.join(f'{tmp_path}/{dst}', 'crossformer-t_converted.pth')
+    assert osp.isdir(osp.dirname(out))
 
 
-def test_convert_into_a_directory_it_cannot_write(tmp_path):
+def test_convert_into_a_directory_it_cannot_make(tmp_path):
     src = tmp_path / 'crossformer-t.pth'
-    official_classifier(src)
+    torch.save({'model': {'head.weight': torch.zeros(2)}}, src)
     (tmp_path / 'file').write_text('')
     run = convert(str(src), f'{tmp_path}/file/sub/')
     assert run.returncode == 1
-    assert run.stderr.startswith('error: [Errno 20] Not a directory: ')
+    assert run.stderr == f"error: [Errno 20] Not a directory: '{tmp_path}/file/sub/'\n"
