@@ -233,9 +233,11 @@ def checked_checkpoint(path: str) -> str:
 
 
 def destroy_process_group() -> None:
-    """Destroy the default process group if there is one, so that no gloo or NCCL thread is
-    alive when the interpreter exits (that aborts it: "terminate called without an active
-    exception")."""
+    """Destroy the default process group if there is one.
+
+    Left to the interpreter's exit, gloo's threads may outlive it and abort the process
+    ("terminate called without an active exception"), and NCCL warns that it was not destroyed.
+    """
     if torch_dist.is_available() and torch_dist.is_initialized():
         torch_dist.destroy_process_group()
 
@@ -243,12 +245,15 @@ def destroy_process_group() -> None:
 def run_cli(main, argv: Optional[Sequence[str]] = None) -> None:
     """Call ``main(argv)``; a :class:`CommandLineError` exits with ``error: ...``, status 2.
 
-    Whatever happens, the process group that ``main`` may have set up is destroyed after it.
+    When ``main`` returns or reports a command-line error (which every process meets alike),
+    the process group it may have set up is destroyed. After any other exception it is left
+    alone: the other processes may be inside a collective that destroying it would wait for;
+    the exception alone makes the process, and the launcher, exit non-zero.
     """
     try:
         main(argv)
     except CommandLineError as exc:
+        destroy_process_group()
         print(f'error: {exc}', file=sys.stderr)
         raise SystemExit(2) from None
-    finally:
-        destroy_process_group()
+    destroy_process_group()

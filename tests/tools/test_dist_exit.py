@@ -1,0 +1,76 @@
+"""A finished two-process run (tools/dist_train.sh, gloo on CPU) exits 0 every time, validation
+included, and a run in which one rank fails exits non-zero: the demo-size Mask R-CNN on a tiny
+shapes dataset."""
+import glob
+import os
+import socket
+import subprocess
+import textwrap
+
+import pytest
+from mmengine.config import Config
+
+from crossformer_mm.datasets.shapes import data_root_options, make_shapes_dataset
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIG = 'configs/demo/mask-rcnn_crossformer-demo_shapes.py'
+RUNS = 5
+
+
+@pytest.fixture(scope='module')
+def options(tmp_path_factory):
+    """Two iterations of one 64 px image a process, then validation on one image a process,
+    with one persistent worker per dataloader (mmdet's dataset configs ask for persistent
+    workers; IterBasedTrainLoop keeps its train iterator alive)."""
+    data_root = str(tmp_path_factory.mktemp('shapes')) + '/'
+    make_shapes_dataset(data_root, num_train=4, num_val=2, size=64)
+    options = data_root_options(Config.fromfile(os.path.join(ROOT, CONFIG)), data_root)
+    options.update({'train_cfg.max_iters': 2, 'train_cfg.val_interval': 2,
+                    'train_dataloader.batch_size': 1, 'train_dataloader.num_workers': 1,
+                    'val_dataloader.batch_size': 1, 'val_dataloader.num_workers': 1,
+                    'default_hooks.checkpoint.interval': 2, 'default_hooks.logger.interval': 1})
+    return [f'{k}={v}' for k, v in options.items()]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def dist_train(config, work_dir, options) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PORT=str(free_port()), CUDA_VISIBLE_DEVICES='')
+    return subprocess.run(['bash', 'tools/dist_train.sh', config, '2', '--work-dir',
+                           str(work_dir), '--cfg-options', *options],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_finished_two_process_runs_exit_0(options, tmp_path):
+    failures = []
+    for run in range(RUNS):
+        work_dir = tmp_path / str(run)
+        proc = dist_train(CONFIG, work_dir, options)
+        if proc.returncode != 0:
+            failures.append(f'run {run}: exit {proc.returncode}\n{proc.stderr[-3000:]}')
+            continue
+        assert (work_dir / 'iter_2.pth').is_file()
+        log = open(glob.glob(str(work_dir / '*' / '*.log'))[0]).read()
+        assert "'backend': 'gloo'" in log and 'GPU number: 2' in log
+        assert 'Iter(val) [1/1]' in log and 'coco/bbox_mAP' in log
+        assert 'terminate called' not in proc.stderr
+    assert not failures, '\n'.join(failures)
+
+
+def test_a_failing_rank_fails_the_run(options, tmp_path):
+    """Rank 1 cannot read its annotation file, while rank 0 goes on to train."""
+    config = tmp_path / 'rank1_fails.py'
+    config.write_text(textwrap.dedent(f'''\
+        _base_ = {os.path.join(ROOT, CONFIG)!r}
+        import os
+        if os.environ.get('RANK') == '1':
+            train_dataloader = dict(dataset=dict(ann_file='annotations/missing.json'))
+        '''))
+    proc = dist_train(str(config), tmp_path / 'work', options)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if 'FileNotFoundError: ' in line]
+    assert errors and all(e.startswith('[rank1]:') and 'missing.json' in e for e in errors)
