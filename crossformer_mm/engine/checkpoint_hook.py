@@ -78,12 +78,14 @@ class AtomicCheckpointHook(CheckpointHook):
 
     def before_train(self, runner) -> None:
         super().before_train(runner)
-        self.atomic = self.file_client_args is None and self.backend_args is None and isinstance(
-            self.file_backend, LocalBackend)
+        self.atomic = (self.file_client_args is None
+                       and self.backend_args in (None, dict(backend=ATOMIC_BACKEND))
+                       and isinstance(self.file_backend, LocalBackend))
         if not self.atomic:
             runner.logger.warning(
-                f'AtomicCheckpointHook: checkpoints in {self.out_dir} are not on the local file '
-                'system, so they are written as CheckpointHook writes them, not atomically')
+                f'AtomicCheckpointHook: {self.out_dir} is not written through the local file '
+                'system (backend_args, file_client_args or a URL), so checkpoints are written '
+                'as CheckpointHook writes them, not atomically')
             return
         self.backend_args = dict(backend=ATOMIC_BACKEND)
         self.file_backend = AtomicLocalBackend()

@@ -247,13 +247,66 @@ def test_hook_is_registered_in_mmengines_root_registry():
     assert HOOKS.get('AtomicCheckpointHook') is AtomicCheckpointHook
 
 
+def _local_bases(path: str):
+    """The files of this repository that the config at ``path`` names in ``_base_``; None for
+    a file without ``_base_``."""
+    import ast
+    for node in ast.parse(open(path).read()).body:
+        if isinstance(node, ast.Assign) and node.targets[0].id == '_base_':
+            bases = ast.literal_eval(node.value)
+            return [osp.normpath(osp.join(osp.dirname(path), base))
+                    for base in ([bases] if isinstance(bases, str) else bases) if '::' not in base]
+    return None
+
+
 def test_every_config_writes_atomic_checkpoints():
+    """A config that inherits from another config of the repository gets its hooks: the others
+    (the roots of the inheritance chains) are loaded and checked."""
     from mmengine.config import Config
-    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-    configs = sorted(glob.glob(osp.join(root, 'configs', '*.py'))
-                     + glob.glob(osp.join(root, 'configs', 'demo', '*.py')))
+    root = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs')
+    configs = sorted(glob.glob(osp.join(root, '*.py')) + glob.glob(osp.join(root, 'demo', '*.py')))
     assert len(configs) == 41
-    for path in configs:
+    # Files of _base_ that inherit are configs too; the others are fragments (the backbone).
+    parents = configs + [path for path in glob.glob(osp.join(root, '_base_', '*.py'))
+                         if _local_bases(path) is not None]
+    roots = [path for path in parents if not set(_local_bases(path) or []) & set(parents)]
+    assert len(roots) == 8
+    for path in roots:
         cfg = Config.fromfile(path)
         assert cfg.default_hooks.checkpoint.type == 'AtomicCheckpointHook', path
         assert 'crossformer_mm.engine' in cfg.custom_imports['imports'], path
+
+
+def test_the_previous_best_checkpoint_is_removed_after_the_new_one(tmp_path, monkeypatch):
+    from mmengine.evaluator import BaseMetric
+
+    class Step(BaseMetric):
+        """A score that improves at every validation."""
+
+        def process(self, data_batch, data_samples):
+            self.results.append(0)
+
+        def compute_metrics(self, results):
+            self.calls = getattr(self, 'calls', 0) + 1
+            return dict(score=float(self.calls))
+
+    done = []
+    replace, remove = os.replace, os.remove
+    monkeypatch.setattr(os, 'replace', lambda a, b: done.append(('replace', osp.basename(b)))
+                        or replace(a, b))
+    monkeypatch.setattr(os, 'remove', lambda p: done.append(('remove', osp.basename(p)))
+                        or remove(p))
+    data = [dict(inputs=torch.ones(4), targets=torch.zeros(2))] * 4
+    Runner(model=Toy(), work_dir=str(tmp_path), experiment_name='best',
+           train_dataloader=DataLoader(data, batch_size=2),
+           val_dataloader=DataLoader(data, batch_size=2), val_evaluator=[Step()],
+           train_cfg=dict(by_epoch=False, max_iters=2, val_interval=1), val_cfg=dict(),
+           optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+           default_hooks=dict(checkpoint=dict(type='AtomicCheckpointHook', interval=1,
+                                              by_epoch=False, save_best='score', rule='greater')),
+           default_scope='mmengine').train()
+    best = [event for event in done if 'best' in event[1]]
+    assert best == [('replace', 'best_score_iter_1.pth'), ('replace', 'best_score_iter_2.pth'),
+                    ('remove', 'best_score_iter_1.pth')]
+    assert sorted(f for f in os.listdir(tmp_path) if f.endswith('.pth')) == [
+        'best_score_iter_2.pth', 'iter_1.pth', 'iter_2.pth']
