@@ -15,6 +15,10 @@ EXTRAS = {
     'seg': [MMSEG, 'ftfy', 'regex'],
     'cls': [MMPRETRAIN],
     'tests': ['pytest', 'pycocotools', 'model-index'],
+    # tools/deploy.py. mmdeploy 1.3.1 ships wheels for x86-64 Linux and Windows only, and pins
+    # protobuf<=3.20.2, so pip picks onnx 1.17 and onnxruntime 1.26 beside it.
+    'deploy': ['onnx', 'onnxruntime', 'onnxscript',
+               'mmdeploy==1.3.1; platform_machine == "x86_64" or platform_machine == "AMD64"'],
 }
 EXTRAS['all'] = sorted({req for reqs in EXTRAS.values() for req in reqs})
 VERSION = {}
