@@ -206,10 +206,11 @@ def shut_down_workers(runner: Runner) -> None:
     """Join the dataloader worker processes that outlive ``train()`` and ``test()``.
 
     Persistent workers (mmdet's dataset configs ask for them) and the iterator that
-    ``IterBasedTrainLoop`` keeps over its infinite sampler would otherwise be torn down by the
-    garbage collector at interpreter shutdown, while gloo's threads may still run.
+    ``IterBasedTrainLoop`` keeps over its infinite sampler would otherwise be left to the
+    garbage collector and multiprocessing's exit handler, during interpreter shutdown.
     """
-    for loop in (runner._train_loop, runner._val_loop, runner._test_loop):
+    for name in ('_train_loop', '_val_loop', '_test_loop'):
+        loop = getattr(runner, name, None)
         if loop is None or isinstance(loop, dict):  # never built
             continue
         for holder in (loop.dataloader, getattr(loop, 'dataloader_iterator', None)):

@@ -6,6 +6,7 @@ import os.path as osp
 import pytest
 from mmengine.registry import DATASETS, MODELS, init_default_scope
 from mmengine.runner import Runner
+from torch.utils.data import DataLoader
 
 from crossformer_mm import cli
 from crossformer_mm.datasets.shapes import CLASSES, make_shapes_dataset
@@ -132,6 +133,19 @@ def test_run_joins_the_workers_even_when_training_fails(monkeypatch):
     with pytest.raises(RuntimeError, match='rank failed'):
         cli.run(None, 'train')
     assert log == [train_workers, val_workers]
+
+
+def test_persistent_workers_are_joined():
+    loader = DataLoader(list(range(4)), batch_size=2, num_workers=1, persistent_workers=True)
+    assert [batch.tolist() for batch in loader] == [[0, 1], [2, 3]]
+    workers = loader._iterator._workers
+    assert [w.is_alive() for w in workers] == [True]  # kept for the next epoch
+    runner = Runner.__new__(Runner)
+    runner._train_loop = runner._test_loop = None
+    runner._val_loop = type('Loop', (), {'dataloader': loader})()
+    cli.shut_down_workers(runner)
+    assert [w.is_alive() for w in workers] == [False]
+    assert [w.exitcode for w in workers] == [0]  # ended, not killed
 
 
 def test_run_cli_destroys_the_process_group_after_success_and_command_line_errors(monkeypatch):
