@@ -1,21 +1,25 @@
-"""Safe checkpoint reading, what a file that is not a checkpoint is, and the official key names.
+"""Reading checkpoints safely, saying what a file that is not one is, and loading pretrained
+backbone weights.
 
 torch >= 2.6 unpickles checkpoints with ``weights_only=True``, which refuses every global that
 is not allow-listed, and so refuses mmengine's own checkpoints (their ``message_hub`` holds
 :class:`~mmengine.logging.HistoryBuffer` objects and numpy arrays and scalars). Importing this
 module allow-lists exactly those classes and changes nothing else: mmengine's
 :class:`~mmengine.runner.CheckpointLoader` keeps its own loaders for every scheme.
-:func:`load_checkpoint_file` is how this package reads a checkpoint (``Pretrained`` init, the
-tools): through that ``CheckpointLoader``, with a one-line error for a file that is not a
-checkpoint (:func:`check_checkpoint_file`) and for one that safe loading refuses.
+
+* :func:`read_checkpoint`: a checkpoint file (any scheme) -> its dict, through that
+  ``CheckpointLoader``, with a one-line error for a file that is not a checkpoint
+  (:func:`check_checkpoint_file`) and for one that safe loading refuses.
+* :func:`load_pretrained`: a checkpoint file -> the weights of a CrossFormer backbone, from an
+  official checkpoint or one of this package (``init_cfg=dict(type='Pretrained')``).
 """
 import contextlib
-import functools
 import logging
 import os
 import os.path as osp
 import pickle
 import re
+import sys
 import tarfile
 import zipfile
 from collections import OrderedDict
@@ -28,6 +32,9 @@ import torch
 from mmengine.dist import get_dist_info
 from mmengine.logging import HistoryBuffer, print_log
 from mmengine.runner import CheckpointLoader
+from mmengine.utils import ProgressBar
+
+from .models.backbones.official_keys import official_to_ours
 
 # The four statistics every HistoryBuffer has (mmengine/logging/history_buffer.py).
 _HISTORY_BUFFER_STATISTICS = ('current', 'max', 'mean', 'min')
@@ -109,7 +116,7 @@ class YacsConfig:
 
 
 #: What the official checkpoints hold besides tensors and plain containers. Allowed only while
-#: :func:`load_checkpoint_file` reads, not in the whole process.
+#: :func:`read_checkpoint` reads, not in the whole process.
 OFFICIAL_GLOBALS = [(YacsConfig, 'yacs.config.CfgNode')]
 
 
@@ -248,70 +255,62 @@ def local_checkpoint(path: str) -> str:
     return path
 
 
-def load_checkpoint_file(path: str, map_location='cpu') -> dict:
-    """Read a checkpoint (:func:`local_checkpoint`) through mmengine's ``CheckpointLoader``,
-    with safe loading on and one-line errors (:func:`reading`)."""
+class _ProgressFile:
+    """A binary file that advances a progress bar (in MiB) as torch reads it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.file = open(path, 'rb')
+        self.bar = ProgressBar(max(1, os.path.getsize(path) >> 20), file=sys.stdout)
+        self.shown = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.file.read(size)
+        self._advance()
+        return data
+
+    def readinto(self, buffer) -> int:
+        n = self.file.readinto(buffer)
+        self._advance()
+        return n
+
+    def _advance(self) -> None:
+        done = min(self.file.tell() >> 20, self.bar.task_num)
+        for _ in range(done - self.shown):  # torch seeks back and forth: count the furthest
+            self.bar.update()
+        self.shown = max(self.shown, done)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.file.tell()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+#: With ``progress=True``, local files at least this large show a progress bar while read.
+PROGRESS_MIN_BYTES = 32 * 2**20
+
+
+def read_checkpoint(path: str, map_location='cpu', progress: bool = False) -> dict:
+    """A checkpoint's dict, read through mmengine's ``CheckpointLoader`` with safe loading on.
+
+    The path is checked first (:func:`local_checkpoint`) and torch's errors become one line
+    (:func:`reading`). ``progress``: a progress bar for a large local file, which torch then
+    reads here (``weights_only=True``) instead of through mmengine's loader, which takes paths.
+    """
     path = local_checkpoint(path)
     with reading(path):
+        if progress and osp.isfile(path) and osp.getsize(path) >= PROGRESS_MIN_BYTES:
+            source = _ProgressFile(path)
+            try:
+                return torch.load(source, map_location=map_location, weights_only=True)
+            finally:
+                source.close()
+                print()
         return CheckpointLoader.load_checkpoint(path, map_location=map_location)
-
-
-# ---------------------------------------------------------------------------------------------
-# Official key names <-> ours. Templates are prefixes: {s} stage, {b} block, {i} conv or layer
-# index, {k} DPB layer; {s+1} / {k+1} are those plus one.
-_RULES = [
-    ('patch_embed.projs.{i}.', 'stages.0.cel.projs.{i}.'),
-    ('patch_embed.norm.', 'stages.0.cel.norm.'),
-    ('layers.{s}.downsample.norm.', 'stages.{s+1}.cel.norm.'),
-    ('layers.{s}.downsample.reductions.{i}.', 'stages.{s+1}.cel.projs.{i}.'),
-    ('layers.{s}.blocks.{b}.attn.pos.pos_proj.', 'stages.{s}.blocks.{b}.attn.dpb.proj.'),
-    ('layers.{s}.blocks.{b}.attn.pos.pos{k+1}.{i}.',
-     'stages.{s}.blocks.{b}.attn.dpb.layers.{k}.{i}.'),
-    ('layers.{s}.blocks.{b}.mlp.fc1.', 'stages.{s}.blocks.{b}.ffn.layers.0.0.'),
-    ('layers.{s}.blocks.{b}.mlp.fc2.', 'stages.{s}.blocks.{b}.ffn.layers.1.'),
-    ('layers.{s}.blocks.{b}.ex_conv.', 'stages.{s}.blocks.{b}.acl.conv.'),
-    ('layers.{s}.blocks.{b}.ex_ln.', 'stages.{s}.blocks.{b}.acl.norm.'),
-    ('layers.{s}.blocks.{b}.', 'stages.{s}.blocks.{b}.'),
-]
-_FIELD = re.compile(r'\{(\w)(\+1)?\}')
-
-
-@functools.lru_cache(maxsize=None)
-def _compile(template: str) -> re.Pattern:
-    parts, pos = [], 0
-    for m in _FIELD.finditer(template):
-        parts.append(re.escape(template[pos:m.start()]))
-        parts.append(rf'(?P<{m.group(1)}{"_1" if m.group(2) else ""}>\d+)')
-        pos = m.end()
-    parts.append(re.escape(template[pos:]))
-    return re.compile(''.join(parts))
-
-
-def _render(template: str, values: Dict[str, int]) -> str:
-    return _FIELD.sub(lambda m: str(values[m.group(1)] + (1 if m.group(2) else 0)), template)
-
-
-def _convert(key: str, src: int) -> Optional[str]:
-    for rule in _RULES:
-        m = _compile(rule[src]).match(key)
-        if m is None:
-            continue
-        values = {name.split('_')[0]: int(v) - name.endswith('_1')
-                  for name, v in m.groupdict().items()}
-        if any(v < 0 for v in values.values()):
-            continue
-        return _render(rule[1 - src], values) + key[m.end():]
-    return None
-
-
-def official_to_ours(key: str) -> Optional[str]:
-    """The name of an official backbone key in this package, or None if it is not one."""
-    return _convert(key, 0)
-
-
-def ours_to_official(key: str) -> Optional[str]:
-    """The official name of one of this package's backbone keys, or None if it has none."""
-    return _convert(key, 1)
 
 
 def unwrap_state_dict(checkpoint: dict) -> Dict[str, torch.Tensor]:
@@ -326,16 +325,19 @@ def unwrap_state_dict(checkpoint: dict) -> Dict[str, torch.Tensor]:
             for k, v in checkpoint.items() if isinstance(v, torch.Tensor)}
 
 
-def load_backbone_checkpoint(backbone: torch.nn.Module, path: str) -> None:
-    """Load an official or converted checkpoint's backbone weights into ``backbone``.
+def load_pretrained(backbone: torch.nn.Module, path: str) -> None:
+    """Load the backbone weights of the checkpoint ``path`` into a CrossFormer ``backbone``.
 
     Takes ImageNet classifiers (``model``), mmdet 2.x / mmseg 0.x models (``state_dict`` with
-    ``backbone.`` keys) and this package's checkpoints, and logs missing and unexpected keys.
+    ``backbone.`` keys), official names (converted by
+    :func:`~crossformer_mm.models.backbones.official_keys.official_to_ours`) or this package's,
+    and logs missing and unexpected keys. A checkpoint of another model or another arch is an
+    error, not a partly random backbone.
     """
-    state = unwrap_state_dict(load_checkpoint_file(path))
+    state = unwrap_state_dict(read_checkpoint(path))
     if any(k.startswith('backbone.') for k in state):
         state = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
-    state = {official_to_ours(k) or k: v for k, v in state.items()}
+    state = official_to_ours(state)
     own = backbone.state_dict()
     if not own.keys() & state.keys():
         raise ValueError(f'{path} holds no CrossFormer backbone weights (first keys: '

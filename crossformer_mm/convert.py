@@ -2,22 +2,20 @@
 
 Three kinds of official files exist: the ImageNet classifiers (``{'model': ...}``, bare backbone
 names plus ``norm.*`` and ``head.*``), the mmdet 2.x detectors and the mmseg 0.x segmentors
-(``{'state_dict': ...}``, backbone under ``backbone.``). Backbone keys are renamed with
-:func:`~crossformer_mm.checkpoint.official_to_ours`; every other key by the prefix tables below,
-which are the only place a toolbox's renames live.
+(``{'state_dict': ...}``, backbone under ``backbone.``). Backbone keys are renamed by the
+backbone's own :func:`~crossformer_mm.models.backbones.official_keys.official_to_ours`; every
+other key by the prefix tables below, which are the only place a toolbox's renames live.
 """
 import os
 import re
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import torch
-from mmengine.utils import ProgressBar
 
-from .checkpoint import (load_checkpoint_file, local_checkpoint, official_to_ours, reading,
-                         unwrap_state_dict)
+from .checkpoint import read_checkpoint, unwrap_state_dict
+from .models.backbones.official_keys import official_to_ours
 
 #: (official prefix, our prefix) for the keys outside the backbone, per kind of checkpoint. The
 #: classifier's final LayerNorm and linear layer become the backbone's ``norm3`` (out_indices=(3,),
@@ -37,8 +35,6 @@ KIND_NAMES = {
     'detector': 'mmdet 2.x detector (mmdet 3)',
     'segmentor': 'mmseg 0.x segmentor (mmseg 1)',
 }
-#: Files at least this large show a progress bar while they are read.
-PROGRESS_MIN_BYTES = 32 * 2**20
 
 
 @dataclass
@@ -73,8 +69,7 @@ def detect_kind(state: Dict[str, torch.Tensor]) -> str:
                          '(stages.*); it needs no conversion.')
     if {'patch_embed', 'layers', 'head'} <= prefixes:
         return 'classifier'
-    if any(official_to_ours(key[len('backbone.'):]) for key in state
-           if key.startswith('backbone.')):
+    if _backbone_renames(state, 'backbone.'):
         if prefixes & {'decode_head', 'auxiliary_head'}:
             return 'segmentor'
         if prefixes & {'rpn_head', 'roi_head', 'bbox_head'}:
@@ -92,9 +87,9 @@ def convert_state_dict(state: Dict[str, torch.Tensor], kind: Optional[str] = Non
     if kind not in PREFIX_RULES:
         raise ValueError(f'kind must be one of {sorted(PREFIX_RULES)}, got {kind!r}')
     conv = Conversion(kind, {})
-    backbone = '' if kind == 'classifier' else 'backbone.'
+    backbone = _backbone_renames(state, '' if kind == 'classifier' else 'backbone.')
     for key, value in state.items():
-        new = _rename(key, kind, backbone)
+        new = backbone.get(key) or _rename(key, kind)
         if new is None:
             conv.unknown.append(key)
             new = key
@@ -108,65 +103,19 @@ def convert_state_dict(state: Dict[str, torch.Tensor], kind: Optional[str] = Non
     return conv
 
 
-def _rename(key: str, kind: str, backbone: str) -> Optional[str]:
-    if key.startswith(backbone):
-        ours = official_to_ours(key[len(backbone):])
-        if ours is not None:
-            return 'backbone.' + ours
+def _backbone_renames(state: Dict[str, torch.Tensor], prefix: str) -> Dict[str, str]:
+    """key -> ``backbone.`` + our name, for the keys under ``prefix`` that are official
+    backbone names."""
+    official = {key[len(prefix):]: key for key in state if key.startswith(prefix)}
+    ours = official_to_ours(dict.fromkeys(official))  # the names only: same order
+    return {official[old]: 'backbone.' + new for old, new in zip(official, ours) if new != old}
+
+
+def _rename(key: str, kind: str) -> Optional[str]:
     for old, new in PREFIX_RULES[kind]:
         if key.startswith(old):
             return new + key[len(old):]
     return None
-
-
-class _ProgressFile:
-    """A binary file that advances a progress bar (in MiB) as torch reads it."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.file = open(path, 'rb')
-        self.bar = ProgressBar(max(1, os.path.getsize(path) >> 20), file=sys.stdout)
-        self.shown = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.file.read(size)
-        self._advance()
-        return data
-
-    def readinto(self, buffer) -> int:
-        n = self.file.readinto(buffer)
-        self._advance()
-        return n
-
-    def _advance(self) -> None:
-        done = min(self.file.tell() >> 20, self.bar.task_num)
-        for _ in range(done - self.shown):  # torch seeks back and forth: count the furthest
-            self.bar.update()
-        self.shown = max(self.shown, done)
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self.file.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self.file.tell()
-
-    def close(self) -> None:
-        self.file.close()
-
-
-
-def read_checkpoint(path: str, progress: bool = True) -> dict:
-    """Safe (``weights_only``) loading, with a progress bar for large local files."""
-    path = local_checkpoint(path)
-    if not progress or not os.path.isfile(path) or os.path.getsize(path) < PROGRESS_MIN_BYTES:
-        return load_checkpoint_file(path)
-    source = _ProgressFile(path)
-    try:
-        with reading(path):
-            return torch.load(source, map_location='cpu', weights_only=True)
-    finally:
-        source.close()
-        print()
 
 
 def _meta(checkpoint: dict, src: str, kind: str) -> dict:
@@ -182,7 +131,7 @@ def _meta(checkpoint: dict, src: str, kind: str) -> dict:
 
 def convert_checkpoint(src: str, dst: str, progress: bool = True) -> Conversion:
     """Convert the official checkpoint ``src`` and save it to ``dst`` as an mmengine checkpoint."""
-    checkpoint = read_checkpoint(src, progress)
+    checkpoint = read_checkpoint(src, progress=progress)
     try:
         conv = convert_state_dict(unwrap_state_dict(checkpoint))
     except ValueError as err:

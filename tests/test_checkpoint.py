@@ -30,8 +30,9 @@ from torch.utils.data import Dataset
 from crossformer_mm import CrossFormer
 from crossformer_mm.checkpoint import (MMENGINE_GLOBALS, NotACheckpointError,
                                        UnsafeCheckpointError, check_checkpoint_file,
-                                       load_backbone_checkpoint, load_checkpoint_file,
-                                       official_to_ours, ours_to_official, unwrap_state_dict)
+                                       load_pretrained, read_checkpoint, unwrap_state_dict)
+from crossformer_mm.models.backbones.official_keys import official_to_ours
+from _reference import ours_to_official
 
 TINY_ARCH = dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1],
                  group_size=[7, 7, 7, 7], interval=[8, 4, 2, 1], acl=False)
@@ -173,7 +174,7 @@ def test_without_allow_list_mmengine_checkpoints_are_refused(interrupted):
         with pytest.raises(pickle.UnpicklingError, match='HistoryBuffer|numpy'):
             load_from_local(interrupted[1], 'cpu')  # mmengine's own loader: plain torch.load
         with pytest.raises(UnsafeCheckpointError, match='HistoryBuffer|numpy'):
-            load_checkpoint_file(interrupted[1])
+            read_checkpoint(interrupted[1])
 
 
 def test_mmengine_checkpoint_loads_safely(interrupted):
@@ -248,10 +249,10 @@ def convert_tool(path):
 #: and mmengine's own (torch's UnpicklingError). tools/test.py and tools/train.py load through the
 #: Runner, tools/fold_dpb.py through mmengine's load_checkpoint.
 LOADERS = {
-    'load_checkpoint_file': load_checkpoint_file,
+    'read_checkpoint': read_checkpoint,
     'Pretrained': pretrained,
     'convert_checkpoint': convert_tool,
-    'load_backbone_checkpoint': lambda path: load_backbone_checkpoint(
+    'load_pretrained': lambda path: load_pretrained(
         CrossFormer(arch=TINY_ARCH), path),
     'CheckpointLoader': CheckpointLoader.load_checkpoint,
     'mmengine.load_checkpoint': lambda path: load_checkpoint(nn.Linear(1, 1), path),
@@ -297,13 +298,13 @@ def test_fold_dpb_tool_refuses_code(tmp_path):
 def test_getattr_only_fetches_history_buffer_statistics(tmp_path):
     path = str(tmp_path / 'getattr.pth')
     torch.save(Payload(getattr, HistoryBuffer, 'mean'), path)
-    assert load_checkpoint_file(path) is HistoryBuffer.mean
+    assert read_checkpoint(path) is HistoryBuffer.mean
     torch.save(Payload(getattr, HistoryBuffer, 'register_statistics'), path)
     with pytest.raises(UnsafeCheckpointError, match=r'builtins\.getattr'):
-        load_checkpoint_file(path)
+        read_checkpoint(path)
     torch.save(Payload(getattr, torch.ones(1), 'mean'), path)
     with pytest.raises(UnsafeCheckpointError, match=r'builtins\.getattr'):
-        load_checkpoint_file(path)
+        read_checkpoint(path)
 
 
 class RemappedStatistics:
@@ -336,7 +337,7 @@ def test_numpy_object_arrays_are_refused(tmp_path):
     path = str(tmp_path / 'object.pth')
     torch.save(dict(meta=np.array([None, 'x'], dtype=object)), path)
     with pytest.raises(UnsafeCheckpointError, match='ObjectDType|object_'):
-        load_checkpoint_file(path)
+        read_checkpoint(path)
 
 
 @pytest.mark.skipif(NP_CORE != 'numpy._core', reason='needs numpy 2')
@@ -345,7 +346,7 @@ def test_checkpoint_from_numpy_1_loads(tmp_path):
     torch.save(dict(eta=np.float64(1.5), hist=np.arange(3)), path,
                _use_new_zipfile_serialization=False)
     path.write_bytes(path.read_bytes().replace(b'numpy._core.multiarray', b'numpy.core.multiarray'))
-    checkpoint = load_checkpoint_file(str(path))
+    checkpoint = read_checkpoint(str(path))
     assert checkpoint['eta'] == 1.5 and checkpoint['hist'].tolist() == [0, 1, 2]
 
 
@@ -353,7 +354,7 @@ def test_official_yacs_config_loads_as_a_dict(official_imagenet_checkpoint, tmp_
     path = tmp_path / 'crossformer-t.pth'
     torch.save(official_imagenet_checkpoint({'w': torch.ones(2)}), path)
     del sys.modules['yacs.config']  # as on a machine without yacs
-    checkpoint = load_checkpoint_file(str(path))
+    checkpoint = read_checkpoint(str(path))
     assert checkpoint['config'] == {'MODEL': {'TYPE': 'cross-scale', 'NAME': 'crossformer_tiny'},
                                     'TRAIN': {'BASE_LR': 1e-3, 'EPOCHS': 300},
                                     'AMP_OPT_LEVEL': 'O1'}
@@ -475,7 +476,7 @@ def test_pretrained_url_that_serves_a_page(http_server, tmp_path, monkeypatch):
     assert not (tmp_path / 'torch' / 'hub' / 'checkpoints' / 'model.pth').exists()
 
 
-# --- Files that are not checkpoints ----------------------------------------------------------------
+# --- Files that are not checkpoints ---------------------------------------------------------------
 def truncated_zip(path):
     torch.save({'w': torch.ones(1000)}, path)
     data = path.read_bytes()
@@ -522,7 +523,7 @@ RETINANET = osp.join(ROOT, 'configs', 'retinanet_crossformerpp_s_1x.py')
 #: Where this package reads a checkpoint, and the checks the tools make before mmengine reads one.
 CHECKED_ROUTES = {
     'check_checkpoint_file': lambda path, capsys: check_checkpoint_file(path),
-    'load_checkpoint_file': lambda path, capsys: load_checkpoint_file(path),
+    'read_checkpoint': lambda path, capsys: read_checkpoint(path),
     'Pretrained': lambda path, capsys: pretrained(path),
     'convert_checkpoint': lambda path, capsys: convert_tool(path),
     'tools/test.py': lambda path, capsys: run_tool('test', [RETINANET, path], capsys),
@@ -556,7 +557,7 @@ def test_fold_dpb_tool_names_a_file_that_is_not_a_checkpoint(tmp_path):
 
 def test_missing_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError, match='Checkpoint not found: .*missing.pth'):
-        load_checkpoint_file(str(tmp_path / 'missing.pth'))
+        read_checkpoint(str(tmp_path / 'missing.pth'))
 
 
 @pytest.mark.parametrize('legacy', [False, True], ids=['zip', 'legacy'])
@@ -564,7 +565,7 @@ def test_real_checkpoints_pass_the_check(legacy, tmp_path):
     path = tmp_path / 'model.pth'
     torch.save({'w': torch.ones(2)}, path, _use_new_zipfile_serialization=not legacy)
     check_checkpoint_file(str(path))
-    assert torch.equal(load_checkpoint_file(str(path))['w'], torch.ones(2))
+    assert torch.equal(read_checkpoint(str(path))['w'], torch.ones(2))
 
 
 def test_damaged_checkpoint_is_one_line(tmp_path):
@@ -579,7 +580,7 @@ def test_damaged_checkpoint_is_one_line(tmp_path):
         for name, data in members.items():
             archive.writestr(name, data)
     with pytest.raises((NotACheckpointError, UnsafeCheckpointError)) as err:
-        load_checkpoint_file(str(path))
+        read_checkpoint(str(path))
     assert str(err.value).startswith(f'Cannot read checkpoint {path}: ')
     assert '\n' not in str(err.value)
 
@@ -599,15 +600,34 @@ def test_damaged_checkpoint_is_one_line(tmp_path):
     ('layers.2.blocks.5.attn.qkv.weight', 'stages.2.blocks.5.attn.qkv.weight'),
 ])
 def test_official_key_names(official, ours):
-    assert official_to_ours(official) == ours
+    weight = torch.ones(1)
+    assert official_to_ours({official: weight}) == {ours: weight}
     assert ours_to_official(ours) == official
 
 
 def test_every_backbone_key_has_an_official_name():
-    for key in CrossFormer(arch=TINY_ARCH).state_dict():
-        official = ours_to_official(key)
-        assert official is not None and official_to_ours(official) == key, key
-    assert official_to_ours('head.weight') is None and official_to_ours('norm.weight') is None
+    state = CrossFormer(arch=TINY_ARCH).state_dict()
+    official = {ours_to_official(key): value for key, value in state.items()}
+    assert None not in official
+    assert list(official_to_ours(official)) == list(state)
+    # Names that are not official backbone names, ours among them, stay as they are.
+    others = dict.fromkeys(['head.weight', 'norm.weight', 'neck.fpn_convs.0.conv.weight', *state])
+    assert official_to_ours(others) == others
+
+
+def test_load_state_dict_converts_official_names_of_an_earlier_version_only():
+    source = CrossFormer(arch=TINY_ARCH).state_dict()
+    assert source._metadata['']['version'] == 2  # what state_dict() records
+    official = OrderedDict((ours_to_official(k), v) for k, v in source.items())
+    for metadata in (None, {'': {'version': 1}}):  # a dict built by hand; the official code's
+        if metadata is not None:
+            official._metadata = OrderedDict(metadata)
+        target = CrossFormer(arch=TINY_ARCH)
+        target.load_state_dict(official, strict=True)
+        torch.testing.assert_close(target.state_dict(), source, rtol=0, atol=0)
+    official._metadata = OrderedDict({'': {'version': 2}})
+    with pytest.raises(RuntimeError, match=r'Unexpected key\(s\).*"patch_embed\.projs\.0\.weight"'):
+        CrossFormer(arch=TINY_ARCH).load_state_dict(official, strict=True)
 
 
 def test_unwrap_state_dict():
@@ -633,7 +653,7 @@ def test_load_backbone_checkpoint(layout, tmp_path):
     torch.save(checkpoint, path)
 
     target = CrossFormer(arch=TINY_ARCH)
-    load_backbone_checkpoint(target, path)
+    load_pretrained(target, path)
     torch.testing.assert_close(target.state_dict(), source)
 
 
@@ -641,8 +661,8 @@ def test_load_backbone_checkpoint_refuses_other_models(tmp_path):
     path = str(tmp_path / 'other.pth')
     torch.save({'model': {'fc.weight': torch.ones(2, 2)}}, path)
     with pytest.raises(ValueError, match='no CrossFormer backbone weights'):
-        load_backbone_checkpoint(CrossFormer(arch=TINY_ARCH), path)
+        load_pretrained(CrossFormer(arch=TINY_ARCH), path)
     wider = CrossFormer(arch={**TINY_ARCH, 'embed_dims': 32}).state_dict()
     torch.save({'state_dict': wider}, path)
     with pytest.raises(ValueError, match='does not fit'):
-        load_backbone_checkpoint(CrossFormer(arch=TINY_ARCH), path)
+        load_pretrained(CrossFormer(arch=TINY_ARCH), path)

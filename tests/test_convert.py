@@ -20,10 +20,10 @@ from mmengine.registry import DefaultScope, init_default_scope
 from mmengine.runner import load_checkpoint
 
 import crossformer_mm  # noqa: F401
-from _reference import load_case, official_keys
-from crossformer_mm.checkpoint import ours_to_official
+from crossformer_mm.checkpoint import read_checkpoint
 from crossformer_mm.convert import (PREFIX_RULES, convert_checkpoint, convert_state_dict,
-                                    detect_kind, read_checkpoint)
+                                    detect_kind)
+from _reference import load_case, official_keys, ours_to_official
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / 'configs'
@@ -275,15 +275,15 @@ def test_refuses_unsafe_pickle(tmp_path):
     src = tmp_path / 'evil.pth'
     torch.save({'model': {'head.weight': torch.zeros(1)}, 'args': pickle.PickleError()}, src)
     with pytest.raises(pickle.UnpicklingError, match='PickleError'):
-        read_checkpoint(str(src))
+        read_checkpoint(str(src), progress=True)
 
 
 def test_progress_on_large_files(tmp_path, monkeypatch, capsys):
     """Above the size threshold the file is read through a progress bar, same content."""
     src = tmp_path / 'big.pth'
     torch.save({'model': {'w': torch.arange(3 * 2**19, dtype=torch.float32)}}, src)  # 6 MiB
-    monkeypatch.setattr('crossformer_mm.convert.PROGRESS_MIN_BYTES', 2**20)
-    state = read_checkpoint(str(src))
+    monkeypatch.setattr('crossformer_mm.checkpoint.PROGRESS_MIN_BYTES', 2**20)
+    state = read_checkpoint(str(src), progress=True)
     assert torch.equal(state['model']['w'], torch.arange(3 * 2**19, dtype=torch.float32))
     assert '6/6' in capsys.readouterr().out
 

@@ -18,7 +18,7 @@ import torch
 from mmengine.logging import print_log
 from mmengine.model import BaseTTAModel, is_model_wrapper
 
-from ..checkpoint import load_checkpoint_file
+from ..checkpoint import read_checkpoint
 
 
 class ResumeError(ValueError):
@@ -46,7 +46,7 @@ def find_resume_checkpoint(work_dir: str) -> Optional[str]:
     skipped = []
     for path in files:
         try:
-            checkpoint = load_checkpoint_file(path)
+            checkpoint = read_checkpoint(path)
             problem = _checkpoint_problem(checkpoint)
         except Exception as err:  # anything unreadable is skipped, and named
             problem = str(err)
@@ -84,7 +84,7 @@ def _read_pointer(work_dir: str) -> Optional[str]:
 def _resume_problem(path: str) -> Optional[str]:
     """Why the checkpoint at ``path`` cannot be resumed from, or None if it can."""
     try:
-        return _checkpoint_problem(load_checkpoint_file(path))
+        return _checkpoint_problem(read_checkpoint(path))
     except Exception as err:
         return str(err)
 

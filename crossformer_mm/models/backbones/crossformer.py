@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from .grouping import Grouping
+from .official_keys import official_to_ours
 
 NUM_STAGES = 4
 #: Values computed at a time where a large temporary would cost more in fresh memory pages than
@@ -504,10 +505,12 @@ class CrossFormer(BaseModule):
         return self
 
     def init_weights(self) -> None:
-        """Truncated-normal init, or the checkpoint of ``init_cfg=dict(type='Pretrained')``."""
+        """Truncated-normal init, or the checkpoint of ``init_cfg=dict(type='Pretrained')``: an
+        official one or this package's, read by mmengine's CheckpointLoader (any scheme) with
+        safe loading, see :func:`~crossformer_mm.checkpoint.load_pretrained`."""
         if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
-            from ...checkpoint import load_backbone_checkpoint
-            load_backbone_checkpoint(self, self.init_cfg['checkpoint'])
+            from ...checkpoint import load_pretrained  # which imports this package's models
+            load_pretrained(self, self.init_cfg['checkpoint'])
             self._is_init = True
             return
         for m in self.modules():
@@ -517,11 +520,16 @@ class CrossFormer(BaseModule):
                 constant_init(m, val=1., bias=0.)
         super().init_weights()
 
+    #: The version of this backbone's key names that ``state_dict()`` records. State dicts
+    #: without it (the official code's, one built by hand) may use the official names.
+    _version = 2
+
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
-        """Accept the official key names wherever a CrossFormer state dict is loaded."""
-        from ...checkpoint import official_to_ours
-        for key in [k for k in state_dict if k.startswith(prefix)]:
-            new = official_to_ours(key[len(prefix):])
-            if new is not None:
-                state_dict[prefix + new] = state_dict.pop(key)
+        """Convert official key names in a state dict of an earlier version, as mmpretrain's
+        Swin does for its own renames."""
+        version = local_metadata.get('version')
+        if version is None or version < 2:
+            keys = [key for key in state_dict if key.startswith(prefix)]
+            ours = official_to_ours({key[len(prefix):]: state_dict.pop(key) for key in keys})
+            state_dict.update((prefix + key, value) for key, value in ours.items())
         super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
