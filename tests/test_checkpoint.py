@@ -421,6 +421,20 @@ def test_pretrained_home_path(tmp_path, monkeypatch):
     torch.testing.assert_close(model.state_dict(), source, rtol=0, atol=0)
 
 
+def test_pretrained_other_schemes_go_to_mmengines_loader(monkeypatch):
+    """s3://, pavi:// ...: the path as it is, to the loader mmengine has for its scheme."""
+    source = CrossFormer(arch=TINY_ARCH).state_dict()
+    asked = []
+    monkeypatch.setattr(CheckpointLoader, '_schemes', OrderedDict(CheckpointLoader._schemes))
+    CheckpointLoader.register_scheme('bucket://', lambda path, map_location: asked.append(
+        (path, map_location)) or {'state_dict': source})
+    model = CrossFormer(arch=TINY_ARCH, init_cfg=dict(type='Pretrained',
+                                                      checkpoint='bucket://models/x.pth'))
+    model.init_weights()
+    assert asked == [('bucket://models/x.pth', 'cpu')]
+    torch.testing.assert_close(model.state_dict(), source, rtol=0, atol=0)
+
+
 def test_pretrained_unreachable_url_is_a_network_error(tmp_path, monkeypatch):
     monkeypatch.setenv('TORCH_HOME', str(tmp_path))
     with pytest.raises(ConnectionError, match=r'Could not fetch http://127\.0\.0\.1:9/x\.pth '
