@@ -122,10 +122,16 @@ class Comparison:
     max_abs_diff: float
     torch_ms: float
     ort_ms: float
+    matched: Optional[Tuple[int, int]] = None  # detections paired, of ORT's (see below)
+    diffs: Optional[Dict[str, float]] = None    # per output
 
     def __str__(self) -> str:
-        return (f'input {"x".join(map(str, self.shape))}: max |ORT - PyTorch| = '
-                f'{self.max_abs_diff:.2e}, latency PyTorch {self.torch_ms:.1f} ms, '
+        pairs = (f', {self.matched[0]} of {self.matched[1]} detections paired'
+                 if self.matched else '')
+        each = (' (' + ', '.join(f'{k} {v:.2e}' for k, v in self.diffs.items()) + ')'
+                if self.diffs else '')
+        return (f'input {"x".join(map(str, self.shape))}{pairs}: max |ORT - PyTorch| = '
+                f'{self.max_abs_diff:.2e}{each}, latency PyTorch {self.torch_ms:.1f} ms, '
                 f'ONNX Runtime {self.ort_ms:.1f} ms ({self.torch_ms / self.ort_ms:.2f}x)')
 
 
@@ -198,10 +204,12 @@ def mmdeploy_patches() -> Iterator[None]:
     * its rewrite of ``F.scaled_dot_product_attention`` divides the logits by ``scale``
       instead of multiplying, wrong whenever ``scale`` is given: a correct one takes its place;
     * its RoIAlign symbolic imports ``_cast_Long`` from ``torch.onnx.symbolic_opset9``, which
-      torch 2.x removed: it is put back (a Cast to int64).
+      torch 2.x removed: it is put back (a Cast to int64);
+    * its deploy configs export at opset 11, for which torch has no ``aten::unflatten``: the
+      opset-13 one serves, as it uses no operator that changed in between.
     """
     from mmdeploy.core import FUNCTION_REWRITER
-    from torch.onnx import symbolic_opset9
+    from torch.onnx import symbolic_opset9, symbolic_opset13
     add_cast = not hasattr(symbolic_opset9, '_cast_Long')
     if add_cast:
         symbolic_opset9._cast_Long = _cast_long
@@ -212,6 +220,10 @@ def mmdeploy_patches() -> Iterator[None]:
     torch.onnx.export = functools.partial(export, dynamo=False)
     for record, _ in saved:
         record['_object'] = lambda *args, **kwargs: _sdpa_decomposed(*args, **kwargs)
+    opsets = range(11, 13)
+    for opset in opsets:
+        torch.onnx.register_custom_op_symbolic('aten::unflatten', symbolic_opset13.unflatten,
+                                               opset)
     try:
         yield
     finally:
@@ -220,6 +232,8 @@ def mmdeploy_patches() -> Iterator[None]:
             record['_object'] = obj
         if add_cast:
             del symbolic_opset9._cast_Long
+        for opset in opsets:
+            torch.onnx.unregister_custom_op_symbolic('aten::unflatten', opset)
 
 
 def mmdeploy_torch2onnx(img, work_dir: str, save_file: str, deploy_cfg, model_cfg,
@@ -245,14 +259,15 @@ def _ort_session(path: str, custom_ops: Optional[str] = None):
 
 def mmdeploy_export(deploy_cfg: Config, model_cfg: Config, path: str,
                     checkpoint: Optional[str] = None, shape: Optional[Size] = None,
-                    runs: int = 3, seed: int = 0) -> Tuple[List[str], Comparison]:
+                    runs: int = 3, seed: int = 0) -> Tuple[List[str], List[Comparison]]:
     """mmdeploy's ONNX Runtime export of the whole model to ``path`` (:func:`mmdeploy_torch2onnx`),
     then the graph against the PyTorch model with the same rewrites (mmdeploy's
-    ``RewriterContext``) on the exported image: the output names and their comparison.
+    ``RewriterContext``): the output names and one comparison per input size.
 
     ``shape`` (H, W) is the size the export input is resized to (``onnx_config.input_shape``),
-    else the one the config's test pipeline gives; with a dynamic deploy config the graph takes
-    other sizes too. The image is random (seeded).
+    else the one the config's test pipeline gives. A dynamic deploy config (``dynamic_axes``)
+    is also checked at a larger size. Images are random (seeded); without a checkpoint both
+    models get the same random weights.
     """
     import os.path as osp
     from mmdeploy.apis import build_task_processor
@@ -263,31 +278,66 @@ def mmdeploy_export(deploy_cfg: Config, model_cfg: Config, path: str,
     deploy_cfg = copy.deepcopy(deploy_cfg)
     if shape is not None:
         deploy_cfg.onnx_config.input_shape = [shape[1], shape[0]]
-    image = np.random.default_rng(seed).integers(0, 256, (*(shape or (512, 512)), 3), np.uint8)
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (*(shape or (512, 512)), 3), np.uint8)
     work_dir, save_file = osp.split(osp.abspath(path))
-    torch.manual_seed(seed)   # the same random weights in both models without a checkpoint
+    torch.manual_seed(seed)
     mmdeploy_torch2onnx(image, work_dir, save_file, deploy_cfg, model_cfg, checkpoint, 'cpu')
 
     processor = build_task_processor(model_cfg, deploy_cfg, 'cpu')
     torch.manual_seed(seed)
     model = processor.build_pytorch_model(checkpoint)
-    data, inputs = processor.create_input(image, deploy_cfg.onnx_config.input_shape,
-                                          data_preprocessor=model.data_preprocessor)
-    inputs = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
-
-    def reference():
-        return _flatten(model.forward(inputs, data['data_samples'], mode='predict'))
-
     session = _ort_session(path, get_ops_path() or None)
-    feed = {session.get_inputs()[0].name: inputs.numpy()}
-    rewrites = RewriterContext(cfg=deploy_cfg, backend=get_backend(deploy_cfg).value, opset=11)
-    with mmdeploy_patches(), rewrites, torch.no_grad(), warnings_off():
-        expected = [t.numpy() for t in reference()]
-        got = session.run(None, feed)
-        diff = max(float(np.abs(a.astype(np.float64) - b).max()) if a.shape == b.shape and a.size
-                   else (0. if a.shape == b.shape else float('inf'))
-                   for a, b in zip(got, expected))
-        torch_ms = _median_ms(reference, runs)
-        ort_ms = _median_ms(lambda: session.run(None, feed), runs)
     names = [o.name for o in session.get_outputs()]
-    return names, Comparison(tuple(inputs.shape), diff, torch_ms, ort_ms)
+    sizes = [shape]
+    if shape is not None and deploy_cfg.onnx_config.get('dynamic_axes'):
+        sizes.append((shape[0] + 32, shape[1] + 64))
+    rewrites = RewriterContext(cfg=deploy_cfg, backend=get_backend(deploy_cfg).value, opset=11)
+    results = []
+    with mmdeploy_patches(), rewrites, torch.no_grad(), warnings_off():
+        for size in sizes:
+            if size != shape:
+                image = rng.integers(0, 256, (*size, 3), np.uint8)
+            data, inputs = processor.create_input(image, size and [size[1], size[0]],
+                                                  data_preprocessor=model.data_preprocessor)
+            inputs = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
+            feed = {session.get_inputs()[0].name: inputs.numpy()}
+
+            def reference(inputs=inputs, samples=data['data_samples']):
+                return _flatten(model.forward(inputs, samples, mode='predict'))
+
+            expected = [t.numpy() for t in reference()]
+            got = session.run(None, feed)
+            torch_ms = _median_ms(reference, runs)
+            ort_ms = _median_ms(lambda: session.run(None, feed), runs)
+            matched = None
+            if names[:2] == ['dets', 'labels']:
+                got, expected, matched = pair_detections(got, expected)
+            diffs = {name: _max_abs_diff(a, b) for name, a, b in zip(names, got, expected)}
+            results.append(Comparison(tuple(inputs.shape), max(diffs.values()), torch_ms,
+                                      ort_ms, matched, diffs))
+    return names, results
+
+
+def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    if a.shape != b.shape:
+        return float('inf')
+    return float(np.abs(a.astype(np.float64) - b).max()) if a.size else 0.
+
+
+def pair_detections(got: List[np.ndarray], expected: List[np.ndarray], tol: float = 0.01
+                    ) -> Tuple[List[np.ndarray], List[np.ndarray], Tuple[int, int]]:
+    """mmdeploy's detections (``dets``, ``labels`` and maybe ``masks`` of one image) of ONNX
+    Runtime and of PyTorch, each ORT row paired with the PyTorch row of the same label whose
+    box is nearest, if no coordinate differs by more than ``tol`` pixels. NMS and top-k keep
+    other boxes among near ties when the numbers differ in their last bits (random weights
+    make many), so the rows are compared in pairs, not in order. Returns both restricted to
+    the pairs, and (pairs, ORT rows)."""
+    dets, labels = got[0][0], got[1][0]
+    ref_dets, ref_labels = expected[0][0], expected[1][0]
+    dist = np.abs(dets[:, None, :4] - ref_dets[None, :, :4]).max(-1)
+    dist[labels[:, None] != ref_labels[None, :]] = np.inf
+    nearest = dist.argmin(1) if dist.size else np.zeros(0, int)
+    ok = dist[np.arange(len(dets)), nearest] <= tol if dist.size else np.zeros(0, bool)
+    return ([out[0][ok][None] for out in got], [out[0][nearest[ok]][None] for out in expected],
+            (int(ok.sum()), len(dets)))

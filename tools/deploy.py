@@ -89,7 +89,8 @@ def require(module: str, what: str) -> None:
                                'pip install -e ".[deploy]"')
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Optional[Sequence[str]] = None) -> list:
+    """Export and check; returns the comparisons (:class:`crossformer_mm.export.Comparison`)."""
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)
     if args.checkpoint is not None and not osp.isfile(args.checkpoint):
@@ -122,8 +123,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
           f'{"dynamic" if args.dynamic else "static"} input {args.batch}x3x{shape[0]}x'
           f'{shape[1]}{", DPB folded" if args.fold_dpb else ""}): outputs {", ".join(names)}')
     # Against the unfolded model: checks the folding as well as the export.
-    for result in compare_onnxruntime(args.out, model, shapes, args.runs):
+    results = compare_onnxruntime(args.out, model, shapes, args.runs)
+    for result in results:
         print(result)
+    return results
 
 
 def build(cfg, checkpoint: Optional[str]):
@@ -136,7 +139,7 @@ def build(cfg, checkpoint: Optional[str]):
         raise CommandLineError(str(err)) from None
 
 
-def run_mmdeploy(args: argparse.Namespace, cfg) -> None:
+def run_mmdeploy(args: argparse.Namespace, cfg) -> list:
     """``--mmdeploy``: mmdeploy's export of the whole model, checked against PyTorch."""
     if not osp.isfile(args.mmdeploy):
         raise CommandLineError(f'deploy config not found: {args.mmdeploy}')
@@ -156,11 +159,13 @@ def run_mmdeploy(args: argparse.Namespace, cfg) -> None:
 
     from crossformer_mm.export import mmdeploy_export
     shape = export_shape(args.shape, cfg.get('default_scope')) if args.shape else None
-    names, result = mmdeploy_export(Config.fromfile(args.mmdeploy), cfg, args.out,
+    names, results = mmdeploy_export(Config.fromfile(args.mmdeploy), cfg, args.out,
                                     args.checkpoint, shape, args.runs)
     print(f'wrote {args.out} ({osp.getsize(args.out) / 2**20:.1f} MB, mmdeploy, '
           f'{osp.basename(args.mmdeploy)}): outputs {", ".join(names)}')
-    print(result)
+    for result in results:
+        print(result)
+    return results
 
 
 if __name__ == '__main__':

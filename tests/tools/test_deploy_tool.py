@@ -1,0 +1,235 @@
+"""tools/deploy.py: ONNX export of classifiers, detectors and segmentors, checked in ONNX Runtime
+against PyTorch; mmdeploy's export of whole detectors and segmentors; one-line errors."""
+import importlib.util
+import os.path as osp
+
+import onnx
+import pytest
+import torch
+
+from crossformer_mm import cli
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DEMO = osp.join(ROOT, 'configs', 'demo')
+MASK_RCNN = osp.join(DEMO, 'mask-rcnn_crossformer-demo_shapes.py')
+FPN = osp.join(DEMO, 'fpn_crossformer-demo_shapes.py')
+DEPLOY = osp.join(ROOT, 'configs', 'deploy')
+TINY_ARCH = ('dict(_delete_=True, embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], '
+             'group_size=[4, 4, 4, 2], interval=[2, 2, 1, 1], acl=False)')
+
+
+def tool():
+    spec = importlib.util.spec_from_file_location('deploy', osp.join(ROOT, 'tools', 'deploy.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def config(tmp_path, base: str, body: str) -> str:
+    """A config file inheriting ``configs/<base>`` with ``body`` on top: a tiny variant."""
+    path = tmp_path / f'tiny_{osp.basename(base)}'
+    path.write_text(f'_base_ = {osp.join(ROOT, "configs", base)!r}\n{body}\n')
+    return str(path)
+
+
+@pytest.fixture
+def retinanet(tmp_path) -> str:
+    """RetinaNet with a 16-channel CrossFormer, a 32-channel FPN and a one-conv head."""
+    return config(tmp_path, 'retinanet_crossformer_s_1x.py', f"""model = dict(
+    backbone=dict(arch={TINY_ARCH}),
+    neck=dict(in_channels=[32, 64, 128], out_channels=32),
+    bbox_head=dict(in_channels=32, feat_channels=32, stacked_convs=1))""")
+
+
+def run(*argv: str) -> list:
+    torch.set_num_threads(1)   # keep the timings of the check stable on a shared machine
+    return tool().main([*argv, '--runs', '1'])
+
+
+def assert_equal_in_ort(results, shapes, atol=1e-4):
+    assert [r.shape for r in results] == shapes
+    for r in results:
+        assert r.max_abs_diff < atol, str(r)
+        assert r.torch_ms > 0 and r.ort_ms > 0
+
+
+def test_segmentor_static(tmp_path, capsys):
+    out = tmp_path / 'fpn.onnx'
+    results = run(FPN, '--out', str(out), '--shape', '64', '96')
+    assert_equal_in_ort(results, [(1, 3, 64, 96)])
+    graph = onnx.load(str(out)).graph
+    assert [i.name for i in graph.input] == ['input']
+    # logits of the 4 classes at 1/4 resolution
+    dims = [d.dim_value for d in graph.output[0].type.tensor_type.shape.dim]
+    assert [o.name for o in graph.output] == ['output0'] and dims == [1, 4, 16, 24]
+    printed = capsys.readouterr().out
+    assert 'legacy exporter, static input 1x3x64x96' in printed
+    assert 'input 1x3x64x96: max |ORT - PyTorch| = ' in printed
+
+
+def test_two_stage_detector_features_and_rpn(tmp_path):
+    """Mask R-CNN: the 5 FPN maps, then the RPN's class maps and box maps of each level."""
+    import onnxruntime
+    out = tmp_path / 'mask_rcnn.onnx'
+    results = run(MASK_RCNN, '--out', str(out), '--shape', '64', '64')
+    assert_equal_in_ort(results, [(1, 3, 64, 64)])
+    outputs = onnxruntime.InferenceSession(str(out)).run(
+        None, {'input': torch.zeros(1, 3, 64, 64).numpy()})
+    sizes = [16, 8, 4, 2, 1]
+    assert [list(o.shape) for o in outputs] == ([[1, 64, s, s] for s in sizes]
+                                                + [[1, 3, s, s] for s in sizes]
+                                                + [[1, 12, s, s] for s in sizes])
+
+
+def test_folded_dpb(tmp_path, retinanet):
+    """The folded graph holds the bias tables, no DPB weights, and equals the unfolded model."""
+    out = tmp_path / 'retinanet.onnx'
+    results = run(retinanet, '--out', str(out), '--shape', '64', '96', '--fold-dpb')
+    assert_equal_in_ort(results, [(1, 3, 64, 96)])
+    names = [i.name for i in onnx.load(str(out)).graph.initializer]
+    assert any('dpb.table_4x4' in n for n in names)
+    assert not any('.dpb.proj' in n or '.dpb.layers' in n for n in names)
+
+
+def test_classifier_dynamo(tmp_path):
+    results = run(config(tmp_path, 'crossformer_t_in1k.py',
+                         f'model = dict(backbone=dict(arch={TINY_ARCH}), '
+                         'head=dict(in_channels=128))'),
+                  '--out', str(tmp_path / 'cls.onnx'), '--shape', '64', '64',
+                  '--exporter', 'dynamo')
+    assert_equal_in_ort(results, [(1, 3, 64, 64)])
+
+
+def test_dynamic_detector(tmp_path, retinanet):
+    """One graph for other sizes (a map G * I does not divide, one smaller than G) and batch."""
+    results = run(retinanet, '--out', str(tmp_path / 'retinanet.onnx'), '--shape', '64', '96',
+                  '--dynamic')
+    assert_equal_in_ort(results, [(1, 3, 64, 96), (1, 3, 96, 192), (2, 3, 32, 96)])
+
+
+def test_dynamic_segmentor(tmp_path):
+    results = run(FPN, '--out', str(tmp_path / 'fpn.onnx'), '--shape', '64', '64', '--dynamic',
+                  '--check-shape', '96', '160', '--check-shape', '128', '96')
+    assert_equal_in_ort(results, [(1, 3, 96, 160), (1, 3, 128, 96)])
+
+
+# ------------------------------------------------------------------------------- mmdeploy
+needs_mmdeploy = pytest.mark.skipif(importlib.util.find_spec('mmdeploy') is None,
+                                    reason='mmdeploy is not installed (deploy extra)')
+
+
+@needs_mmdeploy
+def test_mmdeploy_retinanet_dynamic(tmp_path, retinanet):
+    """NMS and box decoding in the graph; checked at the export size and a larger one."""
+    out = tmp_path / 'end2end.onnx'
+    results = run(retinanet, '--out', str(out), '--shape', '64', '96', '--mmdeploy',
+                  osp.join(DEPLOY, 'mmdet', 'detection', 'detection_onnxruntime_dynamic.py'))
+    assert [r.shape for r in results] == [(1, 3, 64, 96), (1, 3, 96, 160)]
+    for r in results:
+        assert r.matched == (100, 100) and r.diffs['labels'] == 0, str(r)
+        assert r.diffs['dets'] < 1e-2, str(r)   # boxes in pixels, and scores
+    assert [o.name for o in onnx.load(str(out)).graph.output] == ['dets', 'labels']
+
+
+@needs_mmdeploy
+def test_mmdeploy_mask_rcnn_static(tmp_path):
+    """RoIAlign runs as ONNX's RoiAlign in ONNX Runtime, not mmcv's: close, not equal, and
+    random weights make near ties that NMS breaks either way."""
+    results = run(MASK_RCNN, '--out', str(tmp_path / 'end2end.onnx'), '--shape', '64', '96',
+                  '--mmdeploy', osp.join(DEPLOY, 'mmdet', 'instance-seg',
+                                         'instance-seg_onnxruntime_static.py'))
+    r, = results
+    assert r.shape == (1, 3, 64, 96) and r.matched[1] == 50 and r.matched[0] >= 35, str(r)
+    assert r.diffs['labels'] == 0 and r.diffs['dets'] < 0.02 and r.diffs['masks'] < 0.01, str(r)
+
+
+@needs_mmdeploy
+def test_mmdeploy_segmentor_static(tmp_path):
+    results = run(FPN, '--out', str(tmp_path / 'end2end.onnx'), '--shape', '64', '96',
+                  '--mmdeploy', osp.join(DEPLOY, 'mmseg',
+                                         'segmentation_onnxruntime_static-512x512.py'))
+    r, = results
+    assert r.shape == (1, 3, 64, 96) and r.diffs == {'output': 0.}, str(r)
+
+
+@needs_mmdeploy
+def test_mmdeploy_patches_are_undone():
+    from mmdeploy.core import FUNCTION_REWRITER
+    from torch.onnx import symbolic_opset9
+    from torch.onnx._internal.torchscript_exporter.registration import registry
+
+    from crossformer_mm.export import mmdeploy_patches
+    records = FUNCTION_REWRITER._registry._rewrite_records[
+        'torch.nn.functional.scaled_dot_product_attention']
+
+    def state():
+        return (torch.onnx.export, [r['_object'] for r in records],
+                hasattr(symbolic_opset9, '_cast_Long'),
+                registry.is_registered_op('aten::unflatten', 11))
+
+    before = state()
+    assert before[2:] == (False, False)
+    with mmdeploy_patches():
+        assert torch.onnx.export.keywords == {'dynamo': False}
+        assert state()[2:] == (True, True)
+        assert [r['_object'] for r in records] != before[1]
+    assert state() == before
+
+
+def test_sdpa_rewrite_scales_like_pytorch():
+    from crossformer_mm.export import _sdpa_decomposed
+    q, k, v = torch.randn(3, 2, 2, 5, 8).unbind(0)
+    bias = torch.randn(1, 2, 5, 5)
+    for scale in (None, 0.1):
+        torch.testing.assert_close(
+            _sdpa_decomposed(q, k, v, attn_mask=bias, scale=scale),
+            torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias,
+                                                             scale=scale))
+
+
+# ------------------------------------------------------------------------------- errors
+def fails(capsys, *argv: str) -> str:
+    with pytest.raises(SystemExit) as exc:
+        cli.run_cli(tool().main, list(argv))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'Traceback' not in err[0]
+    return err[0]
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['configs/nope.py'], 'config file not found: configs/nope.py'),
+    ([FPN, 'nope.pth'], 'checkpoint file not found: nope.pth'),
+    ([FPN, '--shape', '16', '64'], '--shape takes one or two integers >= 32 (H W), got 16 64'),
+    ([FPN, '--shape', '64', '64', '64'],
+     '--shape takes one or two integers >= 32 (H W), got 64 64 64'),
+    ([FPN, '--dynamic', '--fold-dpb'],
+     '--fold-dpb makes a graph for --shape only; it cannot be --dynamic'),
+    ([FPN, '--shape', '64', '--check-shape', '96', '96'],
+     '--check-shape differs from the export shape 64 64; add --dynamic to export a graph for '
+     'other sizes'),
+    ([FPN, '--mmdeploy', 'nope.py'], 'deploy config not found: nope.py'),
+    ([FPN, '--mmdeploy', osp.join(DEPLOY, 'mmseg', 'segmentation_onnxruntime_dynamic.py'),
+      '--fold-dpb'],
+     '--fold-dpb: not with --mmdeploy (the deploy config says static or dynamic; mmdeploy uses '
+     'the legacy exporter)'),
+])
+def test_errors(capsys, tmp_path, argv, message):
+    assert fails(capsys, *argv, '--out', str(tmp_path / 'x.onnx')) == f'error: {message}'
+    assert not (tmp_path / 'x.onnx').exists()
+
+
+def test_not_a_checkpoint(capsys, tmp_path):
+    bad = tmp_path / 'bad.pth'
+    bad.write_text('not weights\n')
+    err = fails(capsys, FPN, str(bad), '--out', str(tmp_path / 'x.onnx'))
+    assert err.startswith(f'error: {bad} is not a PyTorch checkpoint: it is a text file')
+
+
+def test_onnxruntime_missing(capsys, tmp_path, monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, 'find_spec',
+                        lambda name, *a: None if name == 'onnxruntime' else find_spec(name, *a))
+    assert fails(capsys, FPN, '--out', str(tmp_path / 'x.onnx')) == (
+        'error: onnxruntime is not installed (the check runs the graph in ONNX Runtime): '
+        'pip install -e ".[deploy]"')
