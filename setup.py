@@ -46,7 +46,8 @@ setup(
     packages=find_packages(include=['crossformer_mm', 'crossformer_mm.*']),
     python_requires='>=3.9',
     install_requires=[
-        'torch>=2.0',
+        # Safe loading (weights_only=True by default, torch.serialization.safe_globals).
+        'torch>=2.6',
         'mmengine>=0.10,<1.0',
         'mmcv>=2.0,<2.2',
     ],
