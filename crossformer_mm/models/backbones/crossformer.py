@@ -14,6 +14,7 @@ The paper's parts, one class each:
 * PGS (CrossFormer++): a per-stage group size, which is simply the ``group_size`` list.
 """
 import numbers
+from functools import partial
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
@@ -27,7 +28,7 @@ from mmengine.registry import MODELS
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .grouping import Grouping
+from .grouping import Grouping, PaddedGrouping
 from .official_keys import official_to_ours
 
 NUM_STAGES = 4
@@ -51,9 +52,23 @@ class DynamicPositionBias(nn.Module):
                           nn.Linear(width, width if i < 2 else num_heads)) for i in range(3)
         ])
 
-    def forward(self, grouping: Grouping) -> Tensor:
+    def forward(self, grouping: Union[Grouping, PaddedGrouping]) -> Tensor:
         """The (heads, num_offsets) bias of every relative offset of ``grouping``'s groups."""
-        return self.layers(self.proj(grouping.offsets)).t()
+        return self.layers(self.proj(grouping.offsets.to(self.proj.weight.dtype))).t()
+
+
+def capturing() -> bool:
+    """Whether the model is being captured into a graph (``torch.compile``, ``torch.export``,
+    the dynamo or the legacy ONNX exporter) that should serve other input sizes than the one
+    it sees: stages then group with a :class:`PaddedGrouping` (see :class:`CrossFormerStage`).
+    Plain ``torch.jit.trace``, which FLOP counters use, is not: it sees the eager path."""
+    return (torch.compiler.is_compiling() or torch.compiler.is_exporting()
+            or torch.onnx.is_in_onnx_export())
+
+
+def _masked_logit(dtype: torch.dtype) -> float:
+    """A logit whose softmax weight is exactly 0, as the official -1e6, within ``dtype``."""
+    return -1e6 if torch.finfo(dtype).max > 1e6 else -3e4
 
 
 def _autograd() -> bool:
@@ -151,8 +166,10 @@ class GroupAttention(nn.Module):
         self.dpb = DynamicPositionBias(dim // 16, num_heads)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: Tensor, grouping: Grouping) -> Tensor:
+    def forward(self, x: Tensor, grouping: Union[Grouping, PaddedGrouping]) -> Tensor:
         """(B, H, W, C) -> (B, H, W, C)."""
+        if isinstance(grouping, PaddedGrouping):
+            return self._forward_padded(x, grouping)
         shape, c, heads = x.shape, x.shape[-1], self.num_heads
         # The tokens in group order, so that every group is a contiguous run.
         qkv = self.qkv(permute_tokens(x.reshape(-1, c), grouping.order, grouping.inverse))
@@ -165,6 +182,26 @@ class GroupAttention(nn.Module):
             outs.append(out.transpose(1, 2).reshape(-1, c))
         out = self.proj(outs[0] if len(outs) == 1 else torch.cat(outs))
         return permute_tokens(out, grouping.inverse, grouping.order).view(shape)
+
+    def _forward_padded(self, x: Tensor, grouping: PaddedGrouping) -> Tensor:
+        """(B, H, W, C) -> (B, H, W, C) over the official padded groups, with no size fixed.
+
+        The padded keys' mask rides along as one more channel of q (1) and k (the masked logit
+        on padding, 0 elsewhere), so that the attention keeps one (heads, N, N) bias for all
+        groups instead of a (groups, heads, N, N) mask; padded queries are never gathered back.
+        """
+        b = x.shape[0]
+        heads, c = self.num_heads, x.shape[-1]
+        qkv = self.qkv(x)[:, grouping.rows, grouping.cols]       # (B, groups, N, 3C)
+        q, k, v = qkv.unflatten(-1, (3, heads, c // heads)).permute(3, 0, 1, 4, 2, 5)
+        mask = grouping.padded.to(q.dtype) * _masked_logit(q.dtype)          # (groups, N)
+        mask = mask[None, :, None, :, None].expand(b, -1, heads, -1, -1)
+        out = F.scaled_dot_product_attention(
+            F.pad(q, (0, 1), value=1.), torch.cat([k, mask], -1), v,
+            attn_mask=self.dpb(grouping)[:, grouping.offset_index].to(q.dtype),
+            scale=(c // heads)**-0.5)                          # (B, groups, heads, N, d)
+        out = out.transpose(2, 3)[:, grouping.inverse[0], grouping.inverse[1]]
+        return self.proj(out.flatten(-2))
 
 
 class AmplitudeCoolingLayer(nn.Module):
@@ -206,7 +243,9 @@ class CrossFormerFFN(FFN):
     new memory pages than in arithmetic."""
 
     def forward(self, x: Tensor, identity: Tensor) -> Tensor:
-        if torch.jit.is_tracing():   # FLOP counters see aten ops only
+        # FLOP counters see aten ops only; a captured graph fuses the GELU itself and must not
+        # split the tokens into a size-dependent number of chunks.
+        if torch.jit.is_tracing() or capturing():
             return super().forward(x, identity=identity)
         fc1, fc2 = self.layers[0][0], self.layers[1]
         tokens = x.reshape(-1, x.shape[-1])
@@ -231,7 +270,7 @@ class CrossFormerBlock(nn.Module):
                                   dropout_layer=dict(type='DropPath', drop_prob=drop_path))
         self.acl = AmplitudeCoolingLayer(dim) if with_acl else None
 
-    def forward(self, x: Tensor, grouping: Grouping) -> Tensor:
+    def forward(self, x: Tensor, grouping: Union[Grouping, PaddedGrouping]) -> Tensor:
         x = x + self.drop_path(self.attn(self.norm1(x), grouping))
         x = self.ffn(self.norm2(x), identity=x)
         return x if self.acl is None else self.acl(x)
@@ -281,11 +320,16 @@ class CrossFormerStage(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.cel(x)
-        b, h, w = (int(s) for s in x.shape[:3])  # ints even while a FLOP counter traces
-        groupings = [
-            Grouping.build(kind, h, w, self.group_size, self.interval, x.device, b)
-            for kind in ('sda', 'lda')[:len(self.blocks)]
-        ]
+        if capturing() and not torch.jit.is_tracing():
+            # Dynamo: the official whole-map rule as a branch of the graph.
+            whole = torch.sym_min(*x.shape[1:3]) <= self.group_size
+            return torch.cond(whole, partial(self.blocks_forward, whole=True),
+                              partial(self.blocks_forward, whole=False), (x, ))
+        return self.blocks_forward(x)
+
+    def blocks_forward(self, x: Tensor, whole: Optional[bool] = None) -> Tensor:
+        """The blocks on the CEL's (B, H, W, C) output; ``whole``: see :meth:`groupings`."""
+        groupings = self.groupings(x, whole)
         for i, block in enumerate(self.blocks):
             grouping = groupings[i % 2]
             if self.with_cp and x.requires_grad:
@@ -293,6 +337,28 @@ class CrossFormerStage(nn.Module):
             else:
                 x = block(x, grouping)
         return x
+
+    def groupings(self, x: Tensor,
+                  whole: Optional[bool] = None) -> List[Union[Grouping, PaddedGrouping]]:
+        """The SDA and (with two blocks or more) LDA groups of the (B, H, W, C) map ``x``.
+
+        Two formulations of the same official semantics. Eager: a :class:`Grouping`, which
+        attends without padding (the last span's groups are smaller), the fastest; it is built
+        in Python from the concrete sizes. Captured (:func:`capturing`): a
+        :class:`PaddedGrouping`, constant G x G groups over the map padded to whole spans, with
+        the padded keys masked; its sizes are arithmetic on the input's, so one graph serves
+        every input size. Padding LDA spans to G * I costs eager inference too much at
+        detection sizes (e.g. 304 columns attend as 448 in stage 1 at 800 x 1216), hence two.
+        Both are tested equal to each other and to the official-style oracle.
+        """
+        kinds = ('sda', 'lda')[:len(self.blocks)]
+        if capturing():   # whole: is the map one group? None: computed from its size
+            h, w = x.shape[1:3]
+            return [PaddedGrouping.build(kind, h, w, self.group_size, self.interval, x.device,
+                                         whole) for kind in kinds]
+        b, h, w = (int(s) for s in x.shape[:3])  # ints even while a FLOP counter traces
+        return [Grouping.build(kind, h, w, self.group_size, self.interval, x.device, b)
+                for kind in kinds]
 
 
 def _arch(dims: int, depths: List[int], heads: List[int], group_size: List[int],

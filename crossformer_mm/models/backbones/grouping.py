@@ -12,10 +12,16 @@ that shape would, with the same relative offsets. So no padding is built here: t
 into a few :class:`Region` s (at most 3 x 3) of one shape each, and a Grouping is a permutation of
 the map's tokens into region-major, group-major order plus the regions' shapes. A Grouping depends
 on the geometry only, so a stage builds each kind once per forward and all its blocks share it.
+
+A Grouping is computed in Python from concrete sizes, so a captured graph (``torch.compile``,
+``torch.export``, ONNX) would be pinned to the size it was captured at. While a model is being
+captured, stages use a :class:`PaddedGrouping` instead: the official padded layout (constant
+G x G groups over the map padded to whole spans, padded keys masked, padded queries dropped),
+built from the sizes with integer arithmetic only, so that one graph serves every input size.
 """
 import math
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import Any, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -113,16 +119,100 @@ def _segments(size: int, spans: int, group: int, dilation: int) -> List[Segment]
 
 def _offsets(gh: int, gw: int, device: torch.device) -> Tensor:
     """Every relative offset (dy, dx) in a gh x gw group, row by row."""
-    dy = torch.arange(1 - gh, gh, device=device)
-    dx = torch.arange(1 - gw, gw, device=device)
-    return torch.stack(torch.meshgrid(dy, dx, indexing='ij'), -1).flatten(0, 1).float()
+    t = torch.arange((2 * gh - 1) * (2 * gw - 1), device=device)
+    return torch.stack([t // (2 * gw - 1) - (gh - 1), t % (2 * gw - 1) - (gw - 1)], -1).float()
 
 
 def _offset_index(shape: Tuple[int, int], full_shape: Tuple[int, int],
                   device: torch.device) -> Tensor:
     """For each token pair of a group of ``shape``, its row of the offsets of ``full_shape``."""
     (gh, gw), (full_gh, full_gw) = shape, full_shape
-    coords = torch.stack(torch.meshgrid(torch.arange(gh, device=device),
-                                        torch.arange(gw, device=device), indexing='ij'))
-    rel = coords.flatten(1)[:, :, None] - coords.flatten(1)[:, None, :]   # (2, N, N)
-    return (rel[0] + full_gh - 1) * (2 * full_gw - 1) + rel[1] + full_gw - 1
+    token = torch.arange(gh * gw, device=device)
+    y, x = token // gw, token % gw
+    rel_y, rel_x = y[:, None] - y[None, :], x[:, None] - x[None, :]
+    return (rel_y + full_gh - 1) * (2 * full_gw - 1) + rel_x + full_gw - 1
+
+
+# A size: a Python int in eager mode, a SymInt under torch.compile / torch.export, an int the
+# tracer records (its arithmetic becomes graph ops) under the legacy ONNX exporter.
+Size = Any
+
+
+def _at_most(a: Size, b: Size) -> Size:
+    """1 if ``a <= b`` else 0, for positive ``a``, ``b``: ``2b // (a + b)``. Arithmetic, not a
+    comparison, so that a captured graph computes it instead of fixing it at capture time."""
+    return 2 * b // (a + b)
+
+
+@dataclass(frozen=True)
+class PaddedGrouping:
+    """The official padded groups of H x W maps, for one graph that serves every input size.
+
+    Every group has the shape (gh, gw): G x G, or (H + 1) x (W + 1) for a map no larger than G
+    in either direction (one whole-map group, plus padding). The map is padded at the bottom and right to whole spans
+    of gh * dilation rows and gw * dilation columns. ``rows`` / ``cols`` give the map position
+    of every (group, slot); ``padded`` marks the slots of padding (masked keys, dropped
+    queries; their position is 0, any map token would do), and ``inverse`` gives the (group,
+    slot) of every map token. Everything is integer arithmetic on the sizes, with no reshape of
+    a size-dependent dimension, so that a captured graph follows the input's size.
+    """
+    kind: str
+    group_shape: Tuple[Size, Size]  # (gh, gw)
+    dilation: Size                  # 1 for SDA and whole-map groups, I for LDA
+    offsets: Tensor                 # ((2gh-1)(2gw-1), 2) relative offsets (dy, dx), DPB's input
+    offset_index: Tensor            # (N, N): the offsets row of each (query, key) pair
+    rows: Tensor                    # (groups, N): map row of each slot (0 on padding)
+    cols: Tensor                    # (groups, N): map column of each slot (0 on padding)
+    padded: Tensor                  # (groups, N) bool: the slots of padding
+    inverse: Tuple[Tensor, Tensor]  # (H, W) group and (H, W) slot of each map token
+
+    @staticmethod
+    def build(kind: str, height: Size, width: Size, group_size: int, interval: int,
+              device: torch.device, whole: Optional[bool] = None) -> 'PaddedGrouping':
+        """SDA (``kind='sda'``) or LDA groups; a map no larger than G is one group.
+
+        ``whole`` says whether the map is one group; ``None`` computes it from the sizes with
+        arithmetic (for the legacy ONNX exporter, which records arithmetic on sizes but no
+        control flow; dynamo instead branches with ``torch.cond``, as its symbolic shapes would
+        grow unwieldy with group shapes that are arithmetic on the sizes).
+        """
+        dilation = 1 if kind == 'sda' else interval
+        if whole is None:
+            whole_h, whole_w = _at_most(height, group_size), _at_most(width, group_size)
+            whole = whole_h + whole_w - whole_h * whole_w    # min(H, W) <= G
+            gh = group_size + whole * (height + 1 - group_size)
+            gw = group_size + whole * (width + 1 - group_size)
+            dilation = dilation - whole * (dilation - 1)
+        elif whole:
+            gh, gw, dilation = height + 1, width + 1, 1
+        else:
+            gh = gw = group_size
+        span_h, span_w = gh * dilation, gw * dilation
+        if whole is True:
+            spans_w = 1
+            groups = 1
+        else:
+            spans_w = (width + span_w - 1) // span_w
+            groups = (height + span_h - 1) // span_h * spans_w * dilation * dilation
+        # Groups in the official order: spans (row-major), then offsets within a span
+        # (row-major); slots row-major within a group. A whole-map group gets one more row and
+        # column of padding and the groups one more of padding only (it lands past the map), so
+        # that no size is 1 at any input size: dynamo would have to specialise on it.
+        group = torch.arange(groups + 1, device=device)
+        slot = torch.arange(gh * gw, device=device)
+        per_span = dilation * dilation
+        row = ((group // (spans_w * per_span)) * span_h + group // dilation % dilation)[:, None] \
+            + (slot // gw * dilation)[None, :]
+        col = ((group // per_span % spans_w) * span_w + group % dilation)[:, None] \
+            + (slot % gw * dilation)[None, :]
+        padded = (row >= height) | (col >= width)
+        # The (group, slot) of map token (r, c): the same decomposition read backwards.
+        r = torch.arange(height, device=device)[:, None]
+        c = torch.arange(width, device=device)[None, :]
+        inv_group = ((r // span_h) * spans_w * per_span + r % span_h % dilation * dilation
+                     + (c // span_w) * per_span + c % span_w % dilation)
+        inv_slot = r % span_h // dilation * gw + c % span_w // dilation
+        return PaddedGrouping(kind, (gh, gw), dilation, _offsets(gh, gw, device),
+                              _offset_index((gh, gw), (gh, gw), device),
+                              torch.where(padded, 0, row), torch.where(padded, 0, col), padded,
+                              (inv_group, inv_slot))
