@@ -8,3 +8,8 @@ pretrained = None  # the Swin base's checkpoint; ours is the backbone's init_cfg
 model = dict(backbone=_base_.crossformer, neck=dict(in_channels=[96, 192, 384, 768]))
 # Checkpoints complete or absent, even if the run is killed while it writes one.
 default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
+# Data loading errors name the file they come from.
+name_files = dict(type='NameFilesOnError', dataset_type='CocoDataset')
+train_dataloader = dict(dataset=name_files)
+val_dataloader = dict(dataset=name_files)
+test_dataloader = dict(dataset=name_files)

@@ -12,3 +12,8 @@ optim_wrapper = dict(
     paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.)}))
 # Checkpoints complete or absent, even if the run is killed while it writes one.
 default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
+# Data loading errors name the file they come from.
+name_files = dict(type='NameFilesOnError', dataset_type='CocoDataset')
+train_dataloader = dict(dataset=name_files)
+val_dataloader = dict(dataset=name_files)
+test_dataloader = dict(dataset=name_files)

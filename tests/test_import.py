@@ -35,6 +35,11 @@ SCRIPT = textwrap.dedent('''
         interval=[8, 4, 2, 1], acl=False)))
     assert type(model) is crossformer_mm.CrossFormer, type(model)
     outs = model(torch.zeros(1, 3, 32, 32))
+    # The hooks and the dataset type that configs name are registered by the import too.
+    from mmengine.registry import DATASETS, HOOKS
+    assert HOOKS.get('AtomicCheckpointHook') is crossformer_mm.engine.AtomicCheckpointHook
+    assert HOOKS.get('RandomStateHook') is crossformer_mm.engine.RandomStateHook
+    assert DATASETS.get('NameFilesOnError') is crossformer_mm.datasets.NameFilesOnError
     assert [o.shape[1] for o in outs] == [16, 32, 64, 128], [o.shape for o in outs]
     print('IMPORTED', sorted(m for m in {toolboxes!r} if m in sys.modules))
 ''')

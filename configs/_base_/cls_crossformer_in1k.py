@@ -20,10 +20,12 @@ model = dict(
         out_norm_cfg=dict(type='LN'),
         init_cfg=None))  # trained from scratch
 
-# 8 GPUs x 128 images, as the paper trains.
-train_dataloader = dict(batch_size=128)
-val_dataloader = dict(batch_size=128)
-test_dataloader = val_dataloader
 optim_wrapper = dict(clip_grad=dict(max_norm=5.0))
 # Checkpoints complete or absent, even if the run is killed while it writes one.
 default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
+# Data loading errors name the file they come from.
+name_files = dict(type='NameFilesOnError', dataset_type='ImageNet')
+# 8 GPUs x 128 images, as the paper trains.
+train_dataloader = dict(batch_size=128, dataset=name_files)
+val_dataloader = dict(batch_size=128, dataset=name_files)
+test_dataloader = val_dataloader

@@ -21,7 +21,11 @@ optim_wrapper = dict(optimizer=dict(_delete_=True, type='AdamW', lr=1e-4, weight
 param_scheduler = [
     dict(type='PolyLR', power=0.9, eta_min=0.0, begin=0, end=80000, by_epoch=False)
 ]
-train_dataloader = dict(batch_size=2)
 auto_scale_lr = dict(enable=False, base_batch_size=16)
 # Checkpoints complete or absent, even if the run is killed while it writes one.
 default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
+# Data loading errors name the file they come from.
+name_files = dict(type='NameFilesOnError', dataset_type='ADE20KDataset')
+train_dataloader = dict(batch_size=2, dataset=name_files)
+val_dataloader = dict(dataset=name_files)
+test_dataloader = dict(dataset=name_files)

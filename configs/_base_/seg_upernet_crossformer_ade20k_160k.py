@@ -37,3 +37,8 @@ tta_pipeline = [
 ]
 # Checkpoints complete or absent, even if the run is killed while it writes one.
 default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
+# Data loading errors name the file they come from.
+name_files = dict(type='NameFilesOnError', dataset_type='ADE20KDataset')
+train_dataloader = dict(dataset=name_files)
+val_dataloader = dict(dataset=name_files)
+test_dataloader = dict(dataset=name_files)

@@ -6,9 +6,7 @@ _base_ = [
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_20k.py',
 ]
-custom_imports = dict(
-    imports=['crossformer_mm', 'crossformer_mm.datasets', 'crossformer_mm.engine'],
-    allow_failed_imports=False)
+custom_imports = dict(imports=['crossformer_mm'], allow_failed_imports=False)
 
 data_root = 'data/shapes/'
 # crossformer_mm.datasets.shapes.SEG_CLASSES: label 0 is the background, 1-3 the shapes.

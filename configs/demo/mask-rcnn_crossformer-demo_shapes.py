@@ -7,9 +7,7 @@ _base_ = [
     'mmdet::_base_/datasets/coco_instance.py',
     'mmdet::_base_/default_runtime.py',
 ]
-custom_imports = dict(
-    imports=['crossformer_mm', 'crossformer_mm.datasets', 'crossformer_mm.engine'],
-    allow_failed_imports=False)
+custom_imports = dict(imports=['crossformer_mm'], allow_failed_imports=False)
 
 data_root = 'data/shapes/'
 classes = ('rectangle', 'triangle', 'ring')  # crossformer_mm.datasets.shapes.CLASSES
