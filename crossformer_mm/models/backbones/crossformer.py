@@ -196,10 +196,10 @@ class GroupAttention(nn.Module):
         q, k, v = qkv.unflatten(-1, (3, heads, c // heads)).permute(3, 0, 1, 4, 2, 5)
         mask = grouping.padded.to(q.dtype) * _masked_logit(q.dtype)          # (groups, N)
         mask = mask[None, :, None, :, None].expand(b, -1, heads, -1, -1)
-        out = F.scaled_dot_product_attention(
-            F.pad(q, (0, 1), value=1.), torch.cat([k, mask], -1), v,
-            attn_mask=self.dpb(grouping)[:, grouping.offset_index].to(q.dtype),
-            scale=(c // heads)**-0.5)                          # (B, groups, heads, N, d)
+        out = F.scaled_dot_product_attention(   # 4-D for the exporters: (B * groups, heads, ...)
+            F.pad(q, (0, 1), value=1.).flatten(0, 1), torch.cat([k, mask], -1).flatten(0, 1),
+            v.flatten(0, 1), attn_mask=self.dpb(grouping)[:, grouping.offset_index].to(q.dtype),
+            scale=(c // heads)**-0.5).unflatten(0, (b, -1))     # (B, groups, heads, N, d)
         out = out.transpose(2, 3)[:, grouping.inverse[0], grouping.inverse[1]]
         return self.proj(out.flatten(-2))
 

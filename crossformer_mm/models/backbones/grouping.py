@@ -26,6 +26,10 @@ from typing import Any, List, Optional, Tuple
 import torch
 from torch import Tensor
 
+# A size: a Python int in eager mode, a SymInt under torch.compile / torch.export, an int the
+# tracer records (its arithmetic becomes graph ops) under the legacy ONNX exporter.
+Size = Any
+
 # A run of groups along one direction: (span slice, offset-within-span slice, tokens per group).
 Segment = Tuple[slice, slice, int]
 
@@ -117,10 +121,16 @@ def _segments(size: int, spans: int, group: int, dilation: int) -> List[Segment]
     return segments
 
 
+def _mod(t: Tensor, m: Size) -> Tensor:
+    """``t % m`` for ``t >= 0`` as ``t - t // m * m``: the dynamo ONNX exporter cannot write a
+    remainder by a size that is only known at run time."""
+    return t - t // m * m
+
+
 def _offsets(gh: int, gw: int, device: torch.device) -> Tensor:
     """Every relative offset (dy, dx) in a gh x gw group, row by row."""
     t = torch.arange((2 * gh - 1) * (2 * gw - 1), device=device)
-    return torch.stack([t // (2 * gw - 1) - (gh - 1), t % (2 * gw - 1) - (gw - 1)], -1).float()
+    return torch.stack([t // (2 * gw - 1) - (gh - 1), _mod(t, 2 * gw - 1) - (gw - 1)], -1).float()
 
 
 def _offset_index(shape: Tuple[int, int], full_shape: Tuple[int, int],
@@ -128,14 +138,10 @@ def _offset_index(shape: Tuple[int, int], full_shape: Tuple[int, int],
     """For each token pair of a group of ``shape``, its row of the offsets of ``full_shape``."""
     (gh, gw), (full_gh, full_gw) = shape, full_shape
     token = torch.arange(gh * gw, device=device)
-    y, x = token // gw, token % gw
+    y, x = token // gw, _mod(token, gw)
     rel_y, rel_x = y[:, None] - y[None, :], x[:, None] - x[None, :]
     return (rel_y + full_gh - 1) * (2 * full_gw - 1) + rel_x + full_gw - 1
 
-
-# A size: a Python int in eager mode, a SymInt under torch.compile / torch.export, an int the
-# tracer records (its arithmetic becomes graph ops) under the legacy ONNX exporter.
-Size = Any
 
 
 def _at_most(a: Size, b: Size) -> Size:
@@ -201,17 +207,18 @@ class PaddedGrouping:
         group = torch.arange(groups + 1, device=device)
         slot = torch.arange(gh * gw, device=device)
         per_span = dilation * dilation
-        row = ((group // (spans_w * per_span)) * span_h + group // dilation % dilation)[:, None] \
-            + (slot // gw * dilation)[None, :]
-        col = ((group // per_span % spans_w) * span_w + group % dilation)[:, None] \
-            + (slot % gw * dilation)[None, :]
+        row = ((group // (spans_w * per_span)) * span_h
+               + _mod(group // dilation, dilation))[:, None] + (slot // gw * dilation)[None, :]
+        col = (_mod(group // per_span, spans_w) * span_w + _mod(group, dilation))[:, None] \
+            + (_mod(slot, gw) * dilation)[None, :]
         padded = (row >= height) | (col >= width)
         # The (group, slot) of map token (r, c): the same decomposition read backwards.
         r = torch.arange(height, device=device)[:, None]
         c = torch.arange(width, device=device)[None, :]
-        inv_group = ((r // span_h) * spans_w * per_span + r % span_h % dilation * dilation
-                     + (c // span_w) * per_span + c % span_w % dilation)
-        inv_slot = r % span_h // dilation * gw + c % span_w // dilation
+        r_in, c_in = _mod(r, span_h), _mod(c, span_w)      # within the span
+        inv_group = ((r // span_h) * spans_w * per_span + _mod(r_in, dilation) * dilation
+                     + (c // span_w) * per_span + _mod(c_in, dilation))
+        inv_slot = r_in // dilation * gw + c_in // dilation
         return PaddedGrouping(kind, (gh, gw), dilation, _offsets(gh, gw, device),
                               _offset_index((gh, gw), (gh, gw), device),
                               torch.where(padded, 0, row), torch.where(padded, 0, col), padded,
