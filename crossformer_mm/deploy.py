@@ -15,10 +15,12 @@ padding. A folded model refuses an input whose groups it has no table for, rathe
 a wrong bias. ``tools/fold_dpb.py`` checks a folded model against the original and times both.
 """
 from typing import Dict, Iterable, List, Sequence, Tuple, Union
+from unittest import mock
 
 import torch
 from torch import Tensor, nn
 
+from .models.backbones import crossformer as crossformer_module
 from .models.backbones.crossformer import CrossFormer, DynamicPositionBias
 from .models.backbones.grouping import Grouping
 
@@ -26,24 +28,31 @@ Size = Tuple[int, int]
 
 
 class FoldedPositionBias(nn.Module):
-    """A DPB frozen into one (heads, offsets) table per group shape (``table_{gh}x{gw}``)."""
+    """A DPB frozen into one (heads, offsets) table per group shape (``table_{gh}x{gw}``), and
+    per group shape of the padded groups that a captured graph (ONNX export) uses
+    (``table_padded_{gh}x{gw}``)."""
 
-    def __init__(self, biases: Dict[Size, Tensor], input_sizes: Sequence[Size]) -> None:
+    def __init__(self, biases: Dict[Size, Tensor], input_sizes: Sequence[Size],
+                 padded: Dict[Size, Tensor] = None) -> None:
         super().__init__()
         self.group_shapes = sorted(biases)
         self.input_sizes = list(input_sizes)
         for (gh, gw), table in biases.items():
             self.register_buffer(f'table_{gh}x{gw}', table.detach().contiguous())
+        for (gh, gw), table in (padded or {}).items():
+            self.register_buffer(f'table_padded_{gh}x{gw}', table.detach().contiguous())
 
     def forward(self, grouping: Grouping) -> Tensor:
         gh, gw = grouping.group_shape
-        table = getattr(self, f'table_{gh}x{gw}', None)
+        eager = isinstance(grouping, Grouping)
+        table = getattr(self, f'table_{gh}x{gw}' if eager else f'table_padded_{gh}x{gw}', None)
         if table is None:
+            where = (f'a {grouping.height}x{grouping.width} map makes {gh}x{gw} groups' if eager
+                     else f'a captured graph makes padded {gh}x{gw} groups')
             raise ValueError(
                 f'This CrossFormer\'s position bias was folded for inputs of '
-                f'{self.input_sizes}, whose groups are {self.group_shapes} tokens; a '
-                f'{grouping.height}x{grouping.width} map makes {gh}x{gw} groups. Fold the '
-                f'unfolded model for this input size too (fold_position_bias(model, '
+                f'{self.input_sizes}, whose groups are {self.group_shapes} tokens; {where}. '
+                f'Fold the unfolded model for this input size too (fold_position_bias(model, '
                 f'input_sizes=[...])).')
         return table
 
@@ -65,8 +74,10 @@ def _sizes(input_sizes: Union[int, Size, Iterable[Size]]) -> List[Size]:
 
 
 @torch.no_grad()
-def _record_biases(backbone: CrossFormer, sizes: List[Size]) -> Dict[str, Dict[Size, Tensor]]:
-    """Run the backbone once per size and keep what every DPB returns, per group shape."""
+def _record_biases(backbone: CrossFormer, sizes: List[Size],
+                   captured: bool = False) -> Dict[str, Dict[Size, Tensor]]:
+    """Run the backbone once per size and keep what every DPB returns, per group shape;
+    ``captured``: over the padded groups that a captured graph uses."""
     dpbs = {name: m for name, m in backbone.named_modules()
             if isinstance(m, DynamicPositionBias)}
     biases: Dict[str, Dict[Size, Tensor]] = {name: {} for name in dpbs}
@@ -81,8 +92,9 @@ def _record_biases(backbone: CrossFormer, sizes: List[Size]) -> Dict[str, Dict[S
     backbone.eval()
     try:
         param = next(backbone.parameters())
-        for h, w in sizes:
-            backbone(param.new_zeros(1, backbone.in_channels, h, w))
+        with mock.patch.object(crossformer_module, 'capturing', lambda: captured):
+            for h, w in sizes:
+                backbone(param.new_zeros(1, backbone.in_channels, h, w))
     finally:
         backbone.train(was_training)
         for handle in handles:
@@ -105,7 +117,9 @@ def fold_position_bias(model: nn.Module,
         if any(isinstance(m, FoldedPositionBias) for m in backbone.modules()):
             raise ValueError('This CrossFormer is already folded; fold the original model '
                              'with every input size it must serve')
+        padded = _record_biases(backbone, sizes, captured=True)
         for name, biases in _record_biases(backbone, sizes).items():
             parent, child = name.rsplit('.', 1)
-            setattr(backbone.get_submodule(parent), child, FoldedPositionBias(biases, sizes))
+            setattr(backbone.get_submodule(parent), child,
+                    FoldedPositionBias(biases, sizes, padded[name]))
     return model
