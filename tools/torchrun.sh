@@ -15,7 +15,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 [ -x "$ROOT/.venv/bin/python" ] && DEFAULT_PYTHON=$ROOT/.venv/bin/python || DEFAULT_PYTHON=python
 PYTHON=${PYTHON:-$DEFAULT_PYTHON}
 
-PYTHONPATH="$ROOT:${PYTHONPATH:-}" \
+# exec: a signal to this script (a scheduler cancelling the job) reaches torchrun, which stops
+# the processes it started.
+PYTHONPATH="$ROOT:${PYTHONPATH:-}" exec \
 "$PYTHON" -m torch.distributed.run \
     --nnodes="${NNODES:-1}" \
     --node_rank="${NODE_RANK:-0}" \

@@ -1,11 +1,13 @@
 """A finished two-process run (tools/dist_train.sh, gloo on CPU) exits 0 every time, validation
-included, and a run in which one rank fails exits non-zero: the demo-size Mask R-CNN on a tiny
-shapes dataset."""
+included; a run in which one rank fails exits non-zero; a cancelled run leaves no process behind:
+the demo-size Mask R-CNN on a tiny shapes dataset."""
 import glob
 import os
+import signal
 import socket
 import subprocess
 import textwrap
+import time
 
 import pytest
 from mmengine.config import Config
@@ -38,11 +40,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def dist_train_cmd(config, work_dir, options) -> list:
+    return ['bash', 'tools/dist_train.sh', config, '2', '--work-dir', str(work_dir),
+            '--cfg-options', *options]
+
+
+def dist_env() -> dict:
+    return dict(os.environ, PORT=str(free_port()), CUDA_VISIBLE_DEVICES='')
+
+
 def dist_train(config, work_dir, options) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PORT=str(free_port()), CUDA_VISIBLE_DEVICES='')
-    return subprocess.run(['bash', 'tools/dist_train.sh', config, '2', '--work-dir',
-                           str(work_dir), '--cfg-options', *options],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(dist_train_cmd(config, work_dir, options), cwd=ROOT, env=dist_env(),
+                          capture_output=True, text=True, timeout=300)
 
 
 def test_finished_two_process_runs_exit_0(options, tmp_path):
@@ -74,3 +83,41 @@ def test_a_failing_rank_fails_the_run(options, tmp_path):
     assert proc.returncode == 1, proc.stderr[-3000:]
     errors = [line for line in proc.stderr.splitlines() if 'FileNotFoundError: ' in line]
     assert errors and all(e.startswith('[rank1]:') and 'missing.json' in e for e in errors)
+
+
+def test_a_cancelled_run_leaves_no_process_behind(options, tmp_path):
+    """SIGTERM to dist_train.sh, as a scheduler cancelling the job sends it, reaches torchrun,
+    which stops the training processes (and they their dataloader workers)."""
+    cmd = dist_train_cmd(CONFIG, tmp_path, options + ['train_cfg.max_iters=10000'])
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=dist_env(), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while 'Iter(train)' not in read_log(tmp_path) and time.time() < deadline:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) != 0
+        while running(tmp_path) and time.time() < deadline:  # workers notice within seconds
+            time.sleep(0.2)
+        assert not running(tmp_path), 'processes of the cancelled run are still running'
+    finally:
+        for pid in running(tmp_path):
+            os.kill(pid, signal.SIGKILL)
+
+
+def read_log(work_dir) -> str:
+    logs = glob.glob(str(work_dir / '*' / '*.log'))
+    return open(logs[0]).read() if logs else ''
+
+
+def running(work_dir) -> list:
+    """The processes whose command line names ``work_dir``: launcher, ranks, workers."""
+    pids = []
+    for cmdline in glob.glob('/proc/[0-9]*/cmdline'):
+        try:
+            with open(cmdline, 'rb') as f:
+                if str(work_dir).encode() in f.read():
+                    pids.append(int(cmdline.split('/')[2]))
+        except OSError:  # ended meanwhile
+            pass
+    return pids
