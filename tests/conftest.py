@@ -1,9 +1,15 @@
-"""Fixtures shared by the test modules."""
+"""Fixtures shared by the test modules, and the tools' modules importable as the tools import
+them (``tools/`` first on the path, as when a tool runs)."""
 import sys
 import types
+from pathlib import Path
 from typing import Callable
 
 import pytest
+
+TOOLS = str(Path(__file__).resolve().parents[1] / 'tools')
+if TOOLS not in sys.path:
+    sys.path.insert(0, TOOLS)
 
 #: The yacs config that :func:`official_imagenet_checkpoint` stores, as plain dicts.
 OFFICIAL_CONFIG = {'MODEL': {'TYPE': 'cross-scale', 'NAME': 'crossformer_tiny'},

@@ -241,7 +241,7 @@ def runner_load(path, resume=False):
 
 
 def convert_tool(path):
-    from crossformer_mm.convert import convert_checkpoint
+    from convert_checkpoint import convert_checkpoint
     convert_checkpoint(path, path + '.converted')
 
 

@@ -1,4 +1,4 @@
-"""tools/convert_checkpoint.py and crossformer_mm.convert, without the real official files.
+"""tools/convert_checkpoint.py without the real official files.
 
 Official-format checkpoints are written from the official key lists in ``tests/data/reference``
 (classifiers) or from a randomly initialised model of a config (detectors, segmentors), converted,
@@ -21,11 +21,11 @@ from mmengine.runner import load_checkpoint
 
 import crossformer_mm  # noqa: F401
 from crossformer_mm.checkpoint import read_checkpoint
-from crossformer_mm.convert import (PREFIX_RULES, convert_checkpoint, convert_state_dict,
-                                    detect_kind)
+from convert_checkpoint import (PREFIX_RULES, convert_checkpoint, convert_state_dict,
+                                detect_kind)
 from _reference import load_case, official_keys, ours_to_official
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / 'configs'
 CLS_CONFIGS = {
     't': 'crossformer_t', 's': 'crossformer_s', 'b': 'crossformer_b', 'l': 'crossformer_l',
