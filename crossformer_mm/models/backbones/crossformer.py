@@ -14,7 +14,6 @@ The paper's parts, one class each:
 * PGS (CrossFormer++): a per-stage group size, which is simply the ``group_size`` list.
 """
 import numbers
-from functools import partial
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
@@ -320,12 +319,17 @@ class CrossFormerStage(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.cel(x)
-        if capturing() and not torch.jit.is_tracing():
-            # Dynamo: the official whole-map rule as a branch of the graph.
+        if torch.compiler.is_exporting():
+            # torch.export: the official whole-map rule as a branch of the graph.
             whole = torch.sym_min(*x.shape[1:3]) <= self.group_size
-            return torch.cond(whole, partial(self.blocks_forward, whole=True),
-                              partial(self.blocks_forward, whole=False), (x, ))
+            return torch.cond(whole, self._whole_map_blocks, self._grouped_blocks, (x, ))
         return self.blocks_forward(x)
+
+    def _whole_map_blocks(self, x: Tensor) -> Tensor:
+        return self.blocks_forward(x, whole=True)
+
+    def _grouped_blocks(self, x: Tensor) -> Tensor:
+        return self.blocks_forward(x, whole=False)
 
     def blocks_forward(self, x: Tensor, whole: Optional[bool] = None) -> Tensor:
         """The blocks on the CEL's (B, H, W, C) output; ``whole``: see :meth:`groupings`."""
@@ -352,8 +356,12 @@ class CrossFormerStage(nn.Module):
         Both are tested equal to each other and to the official-style oracle.
         """
         kinds = ('sda', 'lda')[:len(self.blocks)]
-        if capturing():   # whole: is the map one group? None: computed from its size
+        if capturing():   # whole: is the map one group? None: arithmetic on its size
             h, w = x.shape[1:3]
+            if whole is None and not torch.jit.is_tracing():
+                # torch.compile: a guard, so sizes recompile only where a stage's maps turn
+                # into or out of one whole-map group (torch.cond fails in compile today).
+                whole = bool(torch.sym_min(h, w) <= self.group_size)
             return [PaddedGrouping.build(kind, h, w, self.group_size, self.interval, x.device,
                                          whole) for kind in kinds]
         b, h, w = (int(s) for s in x.shape[:3])  # ints even while a FLOP counter traces

@@ -1,0 +1,111 @@
+"""Captured graphs of the backbone serve every input size: ONNX (legacy and dynamo exporters,
+run in ONNX Runtime), torch.export and torch.compile(dynamic=True), equal to eager."""
+import pytest
+import torch
+
+import crossformer_mm.models.backbones.crossformer as cf_module
+from crossformer_mm import CrossFormer
+from crossformer_mm.testing import OracleCrossFormer
+
+# Stage 1 has SDA and LDA (G * I = 16 does not divide most sizes below); stages 3 and 4 are one
+# whole-map group at some sizes and not at others (G = 3).
+ARCH = dict(embed_dims=32, depths=[2, 1, 2, 1], num_heads=[1, 2, 4, 8], group_size=[4, 4, 3, 3],
+            interval=[4, 2, 2, 1], acl=False)
+CAPTURE = (2, 64, 96)                 # stage 4: 2 x 3, one whole-map group
+SIZES = [(1, 100, 164),               # padded spans everywhere, stage 4 not whole (3 x 5)
+         (1, 160, 96),                # stage 4: 5 x 3, whole (W <= G)
+         (3, 72, 64),                 # batch 3, stages 3 and 4 whole
+         (1, 224, 224)]               # stage 4 7 x 7: G = 3 groups, padded
+
+
+def model() -> CrossFormer:
+    torch.manual_seed(0)
+    m = CrossFormer(ARCH, drop_path_rate=0.).eval()
+    for p in m.parameters():  # LayerNorms start at 1 / 0: perturb so they count
+        p.data.add_(torch.randn_like(p) * 0.02)
+    return m
+
+
+def dims(min_size: int = 64) -> tuple:
+    """torch.export dims of batch, height and width. torch's convolution meta specialises a
+    stage 4 map of one row (inputs below 64 px), hence 64."""
+    dim = torch.export.Dim
+    return ({0: dim('batch', min=1, max=64), 2: dim('height', min=min_size, max=4096),
+             3: dim('width', min=min_size, max=4096)}, )
+
+
+def assert_equal_to_eager(m, run, sizes=SIZES):
+    for b, h, w in sizes:
+        x = torch.randn(b, 3, h, w)
+        with torch.no_grad():
+            refs = m(x)
+            outs = run(x)
+        assert len(outs) == 4
+        for out, ref in zip(outs, refs):
+            assert tuple(out.shape) == tuple(ref.shape)
+            torch.testing.assert_close(torch.as_tensor(out), ref, rtol=1e-4, atol=1e-4)
+
+
+def onnx_runner(path):
+    ort = pytest.importorskip('onnxruntime')
+    session = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    name = session.get_inputs()[0].name
+    return lambda x: [torch.from_numpy(o) for o in session.run(None, {name: x.numpy()})]
+
+
+def test_padded_path_equals_eager_and_oracle(monkeypatch):
+    """The captured formulation, run eagerly, at sizes with and without whole-map groups."""
+    m = model()
+    monkeypatch.setattr(cf_module, 'capturing', lambda: True)
+    padded = lambda x: m(x)  # noqa: E731
+    for b, h, w in [(1, 32, 32), (1, 32, 200)] + SIZES:
+        x = torch.randn(b, 3, h, w)
+        with torch.no_grad():
+            outs = padded(x)
+            monkeypatch.setattr(cf_module, 'capturing', lambda: False)
+            eager, oracle = m(x), OracleCrossFormer(m)(x)
+            monkeypatch.setattr(cf_module, 'capturing', lambda: True)
+        for out, ref, ora in zip(outs, eager, oracle):
+            torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(out, ora, rtol=1e-4, atol=1e-4)
+
+
+def test_legacy_onnx_dynamic_axes(tmp_path):
+    pytest.importorskip('onnx')
+    m = model()
+    path = tmp_path / 'backbone.onnx'
+    torch.onnx.export(m, (torch.randn(*CAPTURE[:1], 3, *CAPTURE[1:]), ), str(path),
+                      dynamo=False, opset_version=17, input_names=['x'],
+                      output_names=[f'out{i}' for i in range(4)],
+                      dynamic_axes={'x': {0: 'batch', 2: 'height', 3: 'width'}})
+    assert_equal_to_eager(m, onnx_runner(path), SIZES + [(1, 32, 32), (2, 32, 40)])
+
+
+def test_dynamo_onnx_dynamic_shapes(tmp_path):
+    pytest.importorskip('onnxscript')
+    m = model()
+    path = tmp_path / 'backbone.onnx'
+    torch.onnx.export(m, (torch.randn(CAPTURE[0], 3, *CAPTURE[1:]), ), str(path), dynamo=True,
+                      input_names=['x'], dynamic_shapes=dims())
+    assert_equal_to_eager(m, onnx_runner(path))
+
+
+def test_torch_export_dynamic_batch_height_width():
+    m = model()
+    program = torch.export.export(m, (torch.randn(CAPTURE[0], 3, *CAPTURE[1:]), ),
+                                  dynamic_shapes=dims())
+    assert_equal_to_eager(m, program.module())
+
+
+def test_compile_dynamic_compiles_once():
+    """One graph for new sizes; it recompiles only where a stage's maps become (or stop being)
+    one whole-map group, which torch.compile guards on (its torch.cond support fails today)."""
+    from torch._dynamo.utils import counters
+    m = model()
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = torch.compile(m, dynamic=True)
+    # Same batch (dynamo specialises a batch of 1) and the same stages with whole-map groups
+    # (stage 4): the compiled model's guards on the whole-map rule hold at all three sizes.
+    assert_equal_to_eager(m, compiled, [(2, 64, 96), (2, 100, 164), (2, 160, 96)])
+    assert counters['stats']['unique_graphs'] == 1
