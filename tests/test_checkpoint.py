@@ -524,7 +524,7 @@ BAD_FILES = {  # name: (writer, what the error says the file is)
 
 def run_tool(name, argv, capsys):
     """tools/<name>.py in this process; its one-line error (exit status 2)."""
-    from crossformer_mm import cli
+    import cli
     with pytest.raises(SystemExit) as exc:
         cli.run_cli(tool(name).main, argv)
     assert exc.value.code == 2

@@ -48,7 +48,7 @@ def tool(name: str, *args: str) -> None:
 def data_options(config: str, data_root: str) -> List[str]:
     from mmengine.config import Config
 
-    from crossformer_mm.datasets.shapes import data_root_options
+    from shapes import data_root_options
     options = data_root_options(Config.fromfile(config), data_root.rstrip('/') + '/')
     return [f'{key}={value}' for key, value in options.items()]
 

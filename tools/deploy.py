@@ -21,7 +21,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
-from crossformer_mm.cli import CommandLineError, add_common_args, load_config, run_cli
+from cli import CommandLineError, add_common_args, load_config, run_cli
 
 DEFAULT_SHAPES = {'mmdet': (800, 1344), 'mmseg': (512, 512), 'mmpretrain': (224, 224)}
 

@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 from mmengine.registry import MODELS, init_default_scope
 
 from crossformer_mm.analysis import count_complexity
-from crossformer_mm.cli import CommandLineError, add_common_args, load_config, run_cli
+from cli import CommandLineError, add_common_args, load_config, run_cli
 
 DEFAULT_SHAPES = {'mmdet': (1280, 800), 'mmseg': (512, 2048), 'mmpretrain': (224, 224)}
 

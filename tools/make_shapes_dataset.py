@@ -1,10 +1,10 @@
-"""Write the synthetic shapes dataset (see :mod:`crossformer_mm.datasets.shapes`).
+"""Write the synthetic shapes dataset (see tools/shapes.py).
 
     python tools/make_shapes_dataset.py data/shapes --num-train 2000 --num-val 100 --seed 0
 """
 import argparse
 
-from crossformer_mm.datasets.shapes import CLASSES, SHAPES, make_shapes_dataset
+from shapes import CLASSES, SHAPES, make_shapes_dataset
 
 
 def parse_args(argv=None) -> argparse.Namespace:

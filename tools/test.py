@@ -7,7 +7,7 @@
 import argparse
 from typing import Optional, Sequence
 
-from crossformer_mm.cli import (CommandLineError, add_common_args, checked_checkpoint,
+from cli import (CommandLineError, add_common_args, checked_checkpoint,
                                 load_config, run, run_cli, set_work_dir, setup_launcher)
 from crossformer_mm.engine import CheckpointMismatchError
 

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 import torch
 from mmengine.logging import print_log
 
-from crossformer_mm.cli import (CommandLineError, add_common_args, checked_checkpoint,
+from cli import (CommandLineError, add_common_args, checked_checkpoint,
                                 load_config, run, run_cli, set_work_dir, setup_launcher)
 from crossformer_mm.engine.checkpoints import ResumeError, find_resume_checkpoint
 

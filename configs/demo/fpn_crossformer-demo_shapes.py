@@ -9,7 +9,7 @@ _base_ = [
 custom_imports = dict(imports=['crossformer_mm'], allow_failed_imports=False)
 
 data_root = 'data/shapes/'
-# crossformer_mm.datasets.shapes.SEG_CLASSES: label 0 is the background, 1-3 the shapes.
+# SEG_CLASSES of tools/shapes.py: label 0 is the background, 1-3 the shapes.
 metainfo = dict(classes=('background', 'rectangle', 'triangle', 'ring'),
                 palette=[(0, 0, 0), (220, 20, 60), (250, 170, 30), (120, 200, 60)])
 max_iters = 2000

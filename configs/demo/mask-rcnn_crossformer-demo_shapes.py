@@ -10,7 +10,7 @@ _base_ = [
 custom_imports = dict(imports=['crossformer_mm'], allow_failed_imports=False)
 
 data_root = 'data/shapes/'
-classes = ('rectangle', 'triangle', 'ring')  # crossformer_mm.datasets.shapes.CLASSES
+classes = ('rectangle', 'triangle', 'ring')  # CLASSES of tools/shapes.py
 metainfo = dict(classes=classes, palette=[(220, 20, 60), (250, 170, 30), (120, 200, 60)])
 image_size = (64, 64)
 max_iters = 1500

@@ -11,7 +11,7 @@ import mmengine
 import pytest
 from mmengine.config import Config
 
-from crossformer_mm.datasets.shapes import data_root_options, make_shapes_dataset
+from shapes import data_root_options, make_shapes_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = {

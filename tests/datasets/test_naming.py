@@ -9,7 +9,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope, init_default_scope
 
 from crossformer_mm.datasets import DataFileError, NameFilesOnError
-from crossformer_mm.datasets.shapes import data_root_options, make_shapes_dataset
+from shapes import data_root_options, make_shapes_dataset
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SEG = osp.join(ROOT, 'configs', 'demo', 'fpn_crossformer-demo_shapes.py')

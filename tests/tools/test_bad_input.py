@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -14,8 +15,8 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope, init_default_scope
 
-from crossformer_mm import cli
-from crossformer_mm.datasets.shapes import data_root_options, make_shapes_dataset
+import cli
+from shapes import data_root_options, make_shapes_dataset
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = 'configs/demo/fpn_crossformer-demo_shapes.py'
@@ -148,6 +149,28 @@ def test_resume_refuses_to_overwrite_checkpoints_it_cannot_read(tmp_path, capsys
     train_tool = tool('train')
     assert train_tool.resume_checkpoint(str(tmp_path), overwrite=True) is None
     assert train_tool.resume_checkpoint(str(tmp_path / 'empty'), overwrite=False) is None
+
+
+# ------------------------------------------------------------------------- data files
+@pytest.mark.parametrize('workers', [0, 1])
+def test_a_corrupt_label_map_stops_training_with_one_line(tmp_path, workers):
+    """Also when a dataloader worker meets it: PyTorch re-raises the error with the worker's
+    traceback as its message."""
+    data_root = str(tmp_path / 'shapes') + '/'
+    make_shapes_dataset(data_root, num_train=2, num_val=1, size=64)
+    for label in glob.glob(osp.join(data_root, 'labels', 'train', '*.png')):
+        with open(label, 'wb') as f:
+            f.write(b'not a png')
+    options = data_root_options(Config.fromfile(osp.join(ROOT, CONFIG)), data_root)
+    options.update({'train_dataloader.batch_size': 1, 'train_dataloader.num_workers': workers,
+                    'train_dataloader.persistent_workers': bool(workers)})
+    run = train(tmp_path / 'work', [f'{k}={v}' for k, v in options.items()], 1)
+    assert run.returncode == 1
+    last = run.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(rf'error: sample [01] \({data_root}images/train/00000[01].png, '
+                        rf'{data_root}labels/train/00000[01].png\): UnidentifiedImageError: .*',
+                        last), last
+    assert 'Traceback' not in run.stderr
 
 
 # ------------------------------------------------------------------------- config syntax

@@ -1,4 +1,4 @@
-"""``--cfg-options`` as the tools read it (crossformer_mm.cli.load_config): new keys merge as in
+"""``--cfg-options`` as the tools read it (load_config of tools/cli.py): new keys merge as in
 mmengine and take effect, likely typos get a warning, keys through a non-dict are refused; and
 the tools' teardown joins the dataloader workers and destroys the process group."""
 import os.path as osp
@@ -8,8 +8,8 @@ from mmengine.registry import DATASETS, MODELS, init_default_scope
 from mmengine.runner import Runner
 from torch.utils.data import DataLoader
 
-from crossformer_mm import cli
-from crossformer_mm.datasets.shapes import CLASSES, make_shapes_dataset
+import cli
+from shapes import CLASSES, make_shapes_dataset
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MASK_RCNN_3X = osp.join(ROOT, 'configs', 'mask_rcnn_crossformer_s_3x.py')

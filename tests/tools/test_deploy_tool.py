@@ -7,7 +7,7 @@ import onnx
 import pytest
 import torch
 
-from crossformer_mm import cli
+import cli
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(ROOT, 'configs', 'demo')

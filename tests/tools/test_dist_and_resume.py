@@ -13,7 +13,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from crossformer_mm.datasets.shapes import data_root_options, make_shapes_dataset
+from shapes import data_root_options, make_shapes_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = 'configs/demo/fpn_crossformer-demo_shapes.py'

@@ -12,7 +12,7 @@ import time
 import pytest
 from mmengine.config import Config
 
-from crossformer_mm.datasets.shapes import data_root_options, make_shapes_dataset
+from shapes import data_root_options, make_shapes_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = 'configs/demo/mask-rcnn_crossformer-demo_shapes.py'

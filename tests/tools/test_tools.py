@@ -6,7 +6,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from crossformer_mm import cli
+import cli
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 RETINANET = osp.join(ROOT, 'configs', 'retinanet_crossformerpp_s_1x.py')

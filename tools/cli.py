@@ -19,6 +19,8 @@ import torch.distributed as torch_dist
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from crossformer_mm.datasets import DataFileError
+
 
 class CommandLineError(ValueError):
     """Bad input on the command line, reported without a traceback."""
@@ -224,7 +226,7 @@ def checked_checkpoint(path: str) -> str:
     torch's cache, which mmengine reads with safe loading (its own http loader would not), and
     a file that is missing or not a checkpoint a :class:`CommandLineError` saying what it is
     (see :func:`crossformer_mm.checkpoint.local_checkpoint`)."""
-    from .checkpoint import NotACheckpointError, local_checkpoint
+    from crossformer_mm.checkpoint import NotACheckpointError, local_checkpoint
     try:
         return local_checkpoint(path)
     except FileNotFoundError:
@@ -257,4 +259,14 @@ def run_cli(main, argv: Optional[Sequence[str]] = None) -> None:
         destroy_process_group()
         print(f'error: {exc}', file=sys.stderr)
         raise SystemExit(2) from None
+    except DataFileError as exc:
+        print(f'error: {data_file_message(exc)}', file=sys.stderr)
+        raise SystemExit(1) from None
     destroy_process_group()
+
+
+def data_file_message(exc: DataFileError) -> str:
+    """The one line of a :class:`DataFileError`, also when a dataloader worker raised it: PyTorch
+    then re-raises it with the worker's traceback as its message, the original line last."""
+    last = str(exc).strip().splitlines()[-1]
+    return last.split(f'{DataFileError.__name__}: ', 1)[-1]

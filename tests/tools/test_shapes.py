@@ -10,7 +10,7 @@ import pytest
 from pycocotools import mask as mask_util
 from pycocotools.coco import COCO
 
-from crossformer_mm.datasets.shapes import (CLASSES, SEG_CLASSES, draw_image,
+from shapes import (CLASSES, SEG_CLASSES, draw_image,
                                             make_shapes_dataset, mask_to_polygons, write_split)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
