@@ -149,22 +149,14 @@ class Complexity(NamedTuple):
     published_flops: int  # long distance attention as the papers count it
 
 
-def count_params_and_flops(model: nn.Module,
-                           input_shape: Union[int, Sequence[int]],
-                           lda_as_published: bool = False) -> Tuple[int, int]:
-    """(parameters, FLOPs) of ``model`` on one image of ``input_shape`` ((H, W) or (C, H, W)).
+def count_complexity(model: nn.Module, input_shape: Union[int, Sequence[int]]) -> Complexity:
+    """Params, and FLOPs both as executed and as published, from one trace of ``model`` on one
+    image of ``input_shape`` ((H, W) or (C, H, W)).
 
     ``model`` is a built mmdet / mmseg / mmpretrain model or any module taking an image batch.
     Parameters are all of the model's (frozen ones included); FLOPs are multiply-adds with the
-    attention products included (see the module docstring), with long distance attention
-    counted as executed or, with ``lda_as_published``, as the papers count it.
+    attention products included (see the module docstring).
     """
-    params, flops, published = count_complexity(model, input_shape)
-    return params, published if lda_as_published else flops
-
-
-def count_complexity(model: nn.Module, input_shape: Union[int, Sequence[int]]) -> Complexity:
-    """Params, and FLOPs both as executed and as published, from one trace of ``model``."""
     if isinstance(input_shape, int):
         input_shape = (input_shape, )
     shape = parse_input_shape(input_shape)
@@ -182,4 +174,4 @@ def count_complexity(model: nn.Module, input_shape: Union[int, Sequence[int]]) -
             flops = analyzer.total()
     finally:
         model.train(was_training)
-    return Complexity(params, flops, flops + correction[0])
+    return Complexity(int(params), int(flops), int(flops + correction[0]))

@@ -8,7 +8,7 @@ from mmengine.analysis import FlopAnalyzer
 from torch import nn
 
 from crossformer_mm import CrossFormer
-from crossformer_mm.analysis import count_params_and_flops, parse_input_shape, published_pairs
+from crossformer_mm.analysis import count_complexity, parse_input_shape, published_pairs
 from crossformer_mm.models.backbones.grouping import Grouping
 
 
@@ -28,7 +28,7 @@ class _Attention(nn.Module):
 
 def test_attention_products_are_added_to_mmengine_counts():
     model = _Attention()
-    params, flops = count_params_and_flops(model, (8, 4))  # input (1, 3, 8, 4)
+    params, flops, _ = count_complexity(model, (8, 4))  # input (1, 3, 8, 4)
     linear = 3 * 8 * 8 * 4                                # 24 tokens of 4 -> 8
     attention = 2 * 5 * 7 * (4 + 6)                       # 2 heads: q k^T and attn v
     assert (params, flops) == (4 * 8 + 8, linear + attention)
@@ -54,7 +54,9 @@ def _attention_products(backbone: CrossFormer, height: int, width: int) -> int:
 @pytest.mark.parametrize('shape', [(224, 224), (160, 96)])
 def test_backbone_flops_include_every_attention_product(shape):
     backbone = CrossFormer('t', group_size=[14, 14, 7, 7], interval=[16, 8, 2, 1]).eval()
-    _, flops = count_params_and_flops(backbone, shape)
+    complexity = count_complexity(backbone, shape)
+    assert [type(count) for count in complexity] == [int, int, int]
+    flops = complexity.flops
     inputs = torch.randn(1, 3, *shape)
     hooks_only = FlopAnalyzer(backbone, (inputs, )).unsupported_ops_warnings(False).total()
     assert flops - hooks_only == _attention_products(backbone, *shape)
@@ -62,7 +64,7 @@ def test_backbone_flops_include_every_attention_product(shape):
 
 def test_counting_keeps_the_training_mode():
     backbone = CrossFormer('t').train()
-    count_params_and_flops(backbone, 64)
+    count_complexity(backbone, 64)
     assert backbone.training
 
 
@@ -97,8 +99,7 @@ def test_published_and_executed_attention_pairs(kind, size, interval, published,
 def test_attention_as_published():
     """published - executed adds up (published_pairs - attention_pairs) over every block."""
     backbone = CrossFormer('t', group_size=[14, 14, 7, 7], interval=[16, 8, 2, 1])
-    executed = count_params_and_flops(backbone, (224, 308))[1]
-    published = count_params_and_flops(backbone, (224, 308), lda_as_published=True)[1]
+    _, executed, published = count_complexity(backbone, (224, 308))
     assert published - executed == sum(
         2 * dim * (published_pairs(g) - g.attention_pairs)
         for dim, g in _groupings(backbone, 224, 308))

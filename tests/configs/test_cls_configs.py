@@ -3,7 +3,7 @@
 FLOPs are checked twice. :func:`flops_by_formula` with ``official=True`` is the official code's
 ``flops()`` arithmetic, which gives ``variants.json``'s ``flops_224`` to the unit and Table II
 after rounding. With ``official=False`` it is the same arithmetic for what the model computes,
-which :func:`crossformer_mm.analysis.count_params_and_flops` (mmengine's counter plus attention
+which :func:`crossformer_mm.analysis.count_complexity` (mmengine's counter plus attention
 products) must give to the unit. The difference is the list of counting conventions in
 ``flops_by_formula``: norms (1 vs 5 FLOPs per element), the DPB MLP (per group and per token
 vs once per block on the offsets), the final norm and pool, CrossFormer++'s amplitude cooling
@@ -122,9 +122,9 @@ def test_params_and_official_flops(arch):
 @pytest.mark.parametrize('arch', list(CONFIGS))
 def test_counted_flops(arch):
     """mmengine's count plus attention products equals the formula of what runs, to the unit."""
-    from crossformer_mm.analysis import count_params_and_flops
+    from crossformer_mm.analysis import count_complexity
     model, _ = build(arch)
-    params, flops = count_params_and_flops(model, (224, 224))
+    params, flops, _ = count_complexity(model, (224, 224))
     assert params == sum(p.numel() for p in model.parameters())
     assert flops == flops_by_formula(model, official=False)
     print(f'{arch}: {params / 1e6:.1f}M params, {flops / 1e9:.2f}G counted, '
