@@ -35,7 +35,7 @@ from crossformer_mm.models.backbones.official_keys import official_to_ours
 from _reference import ours_to_official
 
 TINY_ARCH = dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1],
-                 group_size=[7, 7, 7, 7], interval=[8, 4, 2, 1], acl=False)
+                 group_size=[7, 7, 7, 7], interval=[8, 4, 2, 1], with_acl=False)
 NP_CORE = 'numpy._core' if hasattr(np, '_core') else 'numpy.core'
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 

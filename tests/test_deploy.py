@@ -10,7 +10,7 @@ from crossformer_mm.deploy import FoldedPositionBias, fold_position_bias
 from crossformer_mm.models.backbones.crossformer import DynamicPositionBias
 
 TINY = dict(embed_dims=32, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8], group_size=[4, 4, 7, 7],
-            interval=[4, 2, 1, 1], acl=True)
+            interval=[4, 2, 1, 1], with_acl=True)
 
 
 def backbone(**kwargs) -> CrossFormer:

@@ -32,7 +32,7 @@ SCRIPT = textwrap.dedent('''
     from mmengine.registry import MODELS
     model = MODELS.build(dict(type='CrossFormer', arch=dict(
         embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], group_size=[7, 7, 7, 7],
-        interval=[8, 4, 2, 1], acl=False)))
+        interval=[8, 4, 2, 1], with_acl=False)))
     assert type(model) is crossformer_mm.CrossFormer, type(model)
     outs = model(torch.zeros(1, 3, 32, 32))
     # The hooks and the dataset type that configs name are registered by the import too.

@@ -13,7 +13,7 @@ from crossformer_mm import CrossFormer
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY_ARCH = dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1],
-                 group_size=[7, 7, 7, 7], interval=[8, 4, 2, 1], acl=False)
+                 group_size=[7, 7, 7, 7], interval=[8, 4, 2, 1], with_acl=False)
 
 
 @pytest.mark.parametrize('scope', ['mmdet', 'mmseg', 'mmpretrain'])

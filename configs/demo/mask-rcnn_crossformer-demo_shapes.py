@@ -23,7 +23,7 @@ model = dict(
         type='CrossFormer',
         # Groups that fit the 16x16 ... 2x2 maps of a 64x64 image.
         arch=dict(embed_dims=dims, depths=[1, 1, 2, 1], num_heads=[1, 2, 4, 8],
-                  group_size=[8, 8, 4, 2], interval=[2, 1, 1, 1], acl=False),
+                  group_size=[8, 8, 4, 2], interval=[2, 1, 1, 1], with_acl=False),
         drop_path_rate=0.0,
         out_indices=(0, 1, 2, 3)),
     neck=dict(in_channels=[dims, dims * 2, dims * 4, dims * 8], out_channels=64),

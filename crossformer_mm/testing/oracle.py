@@ -11,7 +11,6 @@ from typing import Tuple
 
 import torch
 import torch.nn.functional as F
-from mmcv.cnn.bricks.transformer import FFN
 from torch import Tensor, nn
 
 #: The official code's logit for padded keys.
@@ -94,7 +93,8 @@ def attention(attn: nn.Module, x: Tensor, size: int, dilation: int) -> Tensor:
 def block_forward(block: nn.Module, x: Tensor, size: int, dilation: int) -> Tensor:
     """A CrossFormer block on (B, H, W, C) with the oracle attention."""
     x = x + block.drop_path(attention(block.attn, block.norm1(x), size, dilation))
-    x = FFN.forward(block.ffn, block.norm2(x), identity=x)   # mmcv's, not the production one
+    fc1, fc2 = block.ffn.layers[0][0], block.ffn.layers[1]
+    x = x + block.ffn.drop_path(fc2(F.gelu(fc1(block.norm2(x)))))   # plain autograd ops
     return x if block.acl is None else block.acl(x)
 
 

@@ -7,7 +7,7 @@ from crossformer_mm.testing import OracleCrossFormer
 from crossformer_mm.testing.oracle import group, group_geometry, padding_mask, ungroup
 
 TINY = dict(embed_dims=32, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8], group_size=[4, 4, 3, 3],
-            interval=[4, 2, 2, 1], acl=False)
+            interval=[4, 2, 2, 1], with_acl=False)
 
 
 def tiny(**kwargs) -> CrossFormer:
@@ -76,7 +76,7 @@ def test_production_equals_oracle(shape, group_size, interval):
 
 
 def test_production_equals_oracle_pp_with_acl():
-    model = tiny(arch=dict(acl=True, depths=[3, 4, 2, 2])).eval()
+    model = tiny(arch=dict(with_acl=True, depths=[3, 4, 2, 2])).eval()
     x = torch.randn(1, 3, 100, 68)
     with torch.no_grad():
         assert_outputs_close(model(x), OracleCrossFormer(model)(x))

@@ -84,7 +84,7 @@ def golden_classifier(name: str, tmp_path: Path, official_imagenet_checkpoint):
         drop_path_rate=0.,
         arch=dict(embed_dims=official['embed_dim'], depths=official['depths'],
                   num_heads=official['num_heads'], group_size=official['group_size'],
-                  interval=official['crs_interval'], acl=official['use_acl']))
+                  interval=official['crs_interval'], with_acl=official['use_acl']))
     cfg.model.head.update(num_classes=golden['logits'].shape[1],
                           in_channels=official['embed_dim'] * 8)
     model = build(cfg, 'mmpretrain')

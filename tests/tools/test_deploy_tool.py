@@ -15,7 +15,7 @@ MASK_RCNN = osp.join(DEMO, 'mask-rcnn_crossformer-demo_shapes.py')
 FPN = osp.join(DEMO, 'fpn_crossformer-demo_shapes.py')
 DEPLOY = osp.join(ROOT, 'configs', 'deploy')
 TINY_ARCH = ('dict(_delete_=True, embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], '
-             'group_size=[4, 4, 4, 2], interval=[2, 2, 1, 1], acl=False)')
+             'group_size=[4, 4, 4, 2], interval=[2, 2, 1, 1], with_acl=False)')
 
 
 def tool():

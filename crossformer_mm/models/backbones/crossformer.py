@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.drop import DropPath
-from mmcv.cnn.bricks.transformer import FFN
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import constant_init, trunc_normal_init
 from mmengine.registry import MODELS
@@ -28,14 +27,10 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from .grouping import Grouping, PaddedGrouping
+from .memory import attend, gelu_mlp, permute_tokens
 from .official_keys import official_to_ours
 
 NUM_STAGES = 4
-#: Values computed at a time where a large temporary would cost more in fresh memory pages than
-#: in arithmetic, or hold memory that a backward pass does not need (16 MiB in float32).
-CHUNK_ELEMENTS = 1 << 22
-
-
 class DynamicPositionBias(nn.Module):
     """DPB: maps each relative offset (dy, dx) to one attention bias per head.
 
@@ -70,91 +65,6 @@ def _masked_logit(dtype: torch.dtype) -> float:
     return -1e6 if torch.finfo(dtype).max > 1e6 else -3e4
 
 
-def _autograd() -> bool:
-    """Whether a backward pass may follow: the memory-saving autograd functions below are
-    then worth it. Not while a FLOP counter traces the model, which sees only aten ops."""
-    return torch.is_grad_enabled() and not torch.jit.is_tracing()
-
-
-def _chunk_rows(width: int) -> int:
-    """Rows of ``width`` values that make one chunk of :data:`CHUNK_ELEMENTS`."""
-    return max(1, CHUNK_ELEMENTS // width)
-
-
-class _PermuteTokens(torch.autograd.Function):
-    """``x[order]`` for a permutation ``order``: its gradient is a gather by the inverse
-    permutation (autograd's would be a much slower scatter-add)."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, order: Tensor, inverse: Tensor) -> Tensor:
-        ctx.save_for_backward(inverse)
-        return x.index_select(0, order)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        inverse, = ctx.saved_tensors
-        return grad.index_select(0, inverse), None, None
-
-
-def permute_tokens(x: Tensor, order: Tensor, inverse: Tensor) -> Tensor:
-    """The rows of (tokens, C) ``x`` in ``order``, a permutation whose inverse is ``inverse``."""
-    if _autograd():
-        return _PermuteTokens.apply(x, order, inverse)
-    return x.index_select(0, order)
-
-
-class _BiasedAttentionCPU(torch.autograd.Function):
-    """Attention with a learnt bias, for training on CPU: see :func:`attend`.
-
-    The forward pass runs PyTorch's fused kernel; the backward pass recomputes the probabilities
-    a few groups at a time, as flash attention does, instead of keeping all of them.
-    """
-
-    @staticmethod
-    def forward(ctx, qkv: Tensor, bias: Tensor) -> Tensor:
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)
-        # A mask that requires grad, even in no-grad mode, sends PyTorch to its math path.
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.detach().to(q.dtype)[None])
-        ctx.save_for_backward(qkv, bias)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):
-        qkv, bias = ctx.saved_tensors
-        scale = qkv.shape[-1]**-0.5
-        grad_qkv = torch.empty_like(qkv, memory_format=torch.contiguous_format)
-        grad_q, grad_k, grad_v = grad_qkv.permute(2, 0, 3, 1, 4)
-        grad_bias = torch.zeros_like(bias, dtype=torch.float32)
-        step = _chunk_rows(bias.numel())   # groups whose probabilities are recomputed at once
-        for i in range(0, qkv.shape[0], step):
-            chunk = slice(i, i + step)
-            q, k, v = (t.contiguous() for t in qkv[chunk].permute(2, 0, 3, 1, 4))
-            grad = grad_out[chunk].contiguous()
-            p = torch.softmax(q @ k.transpose(-2, -1) * scale + bias.to(q.dtype), -1)
-            grad_p = grad @ v.transpose(-2, -1)
-            grad_logits = p * (grad_p - (p * grad_p).sum(-1, keepdim=True))
-            grad_bias += grad_logits.sum(0, dtype=torch.float32)
-            grad_q[chunk] = grad_logits @ k * scale
-            grad_k[chunk] = grad_logits.transpose(-2, -1) @ q * scale
-            grad_v[chunk] = p.transpose(-2, -1) @ grad
-        return grad_qkv, grad_bias.to(bias.dtype)
-
-
-def attend(qkv: Tensor, bias: Tensor) -> Tensor:
-    """Attention within groups: (groups, N, 3, heads, d) qkv and a (heads, N, N) bias ->
-    (groups, heads, N, d).
-
-    PyTorch's fused CPU kernel has no gradient for its mask, so when the DPB's bias needs one
-    the kernel would fall back to the math path, which keeps every (groups, heads, N, N)
-    probability for the backward pass; :class:`_BiasedAttentionCPU` avoids that.
-    """
-    if bias.requires_grad and _autograd() and qkv.device.type == 'cpu':
-        return _BiasedAttentionCPU.apply(qkv, bias)
-    q, k, v = qkv.permute(2, 0, 3, 1, 4)
-    # A 4-D mask lets PyTorch pick its fused kernels (a 3-D one falls back to math).
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype)[None])
-
-
 class GroupAttention(nn.Module):
     """Multi-head self-attention within the groups of a :class:`Grouping` (SDA or LDA)."""
 
@@ -177,7 +87,7 @@ class GroupAttention(nn.Module):
         outs = []
         for region, part in zip(grouping.regions, qkv.split(sizes)):
             out = attend(part.view(-1, region.num_tokens, 3, heads, c // heads),
-                         table[:, region.index])
+                         table[:, region.offset_index])
             outs.append(out.transpose(1, 2).reshape(-1, c))
         out = self.proj(outs[0] if len(outs) == 1 else torch.cat(outs))
         return permute_tokens(out, grouping.inverse, grouping.order).view(shape)
@@ -216,44 +126,27 @@ class AmplitudeCoolingLayer(nn.Module):
         return self.norm(self.conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
 
 
-class _GeluLinear(torch.autograd.Function):
-    """``linear(gelu(h))`` that keeps only ``h`` for the backward pass and recomputes the
-    (cheap, element-wise) GELU there: autograd would keep both, the two widest activations."""
+class CrossFormerFFN(nn.Module):
+    """The block's MLP: Linear, GELU, Linear, added to ``identity`` through drop path.
 
-    @staticmethod
-    def forward(ctx, h: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-        ctx.save_for_backward(h, weight)
-        return F.linear(F.gelu(h), weight, bias)
+    Eager, it keeps one copy of its widest activation (:func:`~.memory.gelu_mlp`); FLOP
+    counters and captured graphs see plain ops. The parameters keep the names of mmcv's FFN
+    (``layers.0.0``, ``layers.1``), under which this package's checkpoints store them.
+    """
 
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        h, weight = ctx.saved_tensors
-        # Under autocast h and grad are low precision while weight is not: cast explicitly.
-        grad_weight = grad.t() @ F.gelu(h).to(grad.dtype)
-        grad_h = torch.ops.aten.gelu_backward(grad @ weight.to(grad.dtype), h)
-        return (grad_h, grad_weight.to(weight.dtype),
-                grad.sum(0, dtype=torch.float32).to(weight.dtype))
-
-
-class CrossFormerFFN(FFN):
-    """mmcv's FFN (fc1, GELU, fc2, no dropout) that keeps one copy of its widest activation:
-    training stores fc1's output only; inference runs a few thousand tokens at a time, with
-    the GELU in place. Small chunks also matter for speed: a large fresh tensor costs more in
-    new memory pages than in arithmetic."""
+    def __init__(self, dim: int, hidden_dim: int, drop_path: float) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(nn.Sequential(nn.Linear(dim, hidden_dim)),
+                                    nn.Linear(hidden_dim, dim))
+        self.drop_path = DropPath(drop_path)
 
     def forward(self, x: Tensor, identity: Tensor) -> Tensor:
-        # FLOP counters see aten ops only; a captured graph fuses the GELU itself and must not
-        # split the tokens into a size-dependent number of chunks.
-        if torch.jit.is_tracing() or capturing():
-            return super().forward(x, identity=identity)
         fc1, fc2 = self.layers[0][0], self.layers[1]
-        tokens = x.reshape(-1, x.shape[-1])
-        if torch.is_grad_enabled():
-            out = _GeluLinear.apply(fc1(tokens), fc2.weight, fc2.bias)
+        if torch.jit.is_tracing() or capturing():
+            out = fc2(F.gelu(fc1(x)))
         else:
-            out = torch.cat([fc2(torch.ops.aten.gelu_(fc1(part)))
-                             for part in tokens.split(_chunk_rows(fc1.out_features))])
-        return identity + self.dropout_layer(out.view(x.shape))
+            out = gelu_mlp(x.reshape(-1, x.shape[-1]), fc1, fc2).view(x.shape)
+        return identity + self.drop_path(out)
 
 
 class CrossFormerBlock(nn.Module):
@@ -265,8 +158,7 @@ class CrossFormerBlock(nn.Module):
         self.attn = GroupAttention(dim, num_heads)
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim)
-        self.ffn = CrossFormerFFN(dim, 4 * dim, act_cfg=dict(type='GELU'),
-                                  dropout_layer=dict(type='DropPath', drop_prob=drop_path))
+        self.ffn = CrossFormerFFN(dim, 4 * dim, drop_path)
         self.acl = AmplitudeCoolingLayer(dim) if with_acl else None
 
     def forward(self, x: Tensor, grouping: Union[Grouping, PaddedGrouping]) -> Tensor:
@@ -306,7 +198,7 @@ class CrossFormerStage(nn.Module):
     """A CEL, then blocks that alternate SDA (even index) and LDA (odd index)."""
 
     def __init__(self, cel: CrossScaleEmbedding, dim: int, depth: int, num_heads: int,
-                 group_size: int, interval: int, drop_paths: Sequence[float], acl: bool,
+                 group_size: int, interval: int, drop_paths: Sequence[float], with_acl: bool,
                  with_cp: bool) -> None:
         super().__init__()
         self.cel = cel
@@ -314,7 +206,7 @@ class CrossFormerStage(nn.Module):
         # ACL after every third block except the stage's last.
         self.blocks = nn.ModuleList(
             CrossFormerBlock(dim, num_heads, drop_paths[i],
-                             with_acl=acl and (i + 1) % 3 == 0 and i != depth - 1)
+                             with_acl=with_acl and (i + 1) % 3 == 0 and i != depth - 1)
             for i in range(depth))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -370,9 +262,9 @@ class CrossFormerStage(nn.Module):
 
 
 def _arch(dims: int, depths: List[int], heads: List[int], group_size: List[int],
-          interval: List[int], acl: bool) -> dict:
+          interval: List[int], with_acl: bool) -> dict:
     return dict(embed_dims=dims, depths=depths, num_heads=heads, group_size=group_size,
-                interval=interval, acl=acl)
+                interval=interval, with_acl=with_acl)
 
 
 _CF_G, _CF_I = [7, 7, 7, 7], [8, 4, 2, 1]
@@ -418,7 +310,7 @@ class CrossFormer(BaseModule):
         arch: a preset name (``'t'``, ``'s'``, ``'b'``, ``'l'``, ``'pp-s'``, ``'pp-b'``,
             ``'pp-l'``, ``'pp-h'`` or the long names ``'tiny'``, ``'pp-small'``, ...) or a
             dict with ``embed_dims``, ``depths``, ``num_heads``, ``group_size``, ``interval``
-            and ``acl``.
+            and ``with_acl`` (amplitude cooling layers, CrossFormer++).
         group_size: per-stage SDA group size G (or one int for all), overriding the preset;
             the dense-task setting is ``[14, 14, 7, 7]``.
         interval: per-stage LDA interval I, overriding the preset; dense: ``[16, 8, 2, 1]``.
@@ -468,7 +360,7 @@ class CrossFormer(BaseModule):
         self.num_heads: List[int] = arch['num_heads']
         self.group_size: List[int] = arch['group_size']
         self.interval: List[int] = arch['interval']
-        self.acl: bool = arch['acl']
+        self.with_acl: bool = arch['with_acl']
         self.in_channels = in_channels
         self.out_indices = self._check_out_indices(out_indices)
         if not -1 <= _integer('frozen_stages', frozen_stages) <= NUM_STAGES:
@@ -492,7 +384,7 @@ class CrossFormer(BaseModule):
             self.stages.append(
                 CrossFormerStage(cel, dims[i], self.depths[i], self.num_heads[i],
                                  self.group_size[i], self.interval[i],
-                                 dprs[first:first + self.depths[i]], self.acl, with_cp))
+                                 dprs[first:first + self.depths[i]], self.with_acl, with_cp))
         self.num_features = dims
         self.out_norm_cfg = out_norm_cfg
         if out_norm_cfg is not None:
@@ -510,7 +402,7 @@ class CrossFormer(BaseModule):
             arch = cls.arch_zoo[key]
         elif not isinstance(arch, dict):
             raise TypeError(f'arch must be a str or a dict, got {type(arch).__name__}')
-        required = {'embed_dims', 'depths', 'num_heads', 'group_size', 'interval', 'acl'}
+        required = {'embed_dims', 'depths', 'num_heads', 'group_size', 'interval', 'with_acl'}
         if set(arch) != required:
             raise ValueError(f'arch dict must have exactly the keys {sorted(required)}; '
                              f'missing {sorted(required - set(arch))}, '

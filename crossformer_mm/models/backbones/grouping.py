@@ -39,7 +39,7 @@ class Region:
     """Groups of one shape: their count per image, their shape and its DPB offset index."""
     groups: int
     shape: Tuple[int, int]  # (gh', gw'), at most the grouping's group_shape
-    index: Tensor           # (N', N') long: the offsets row of each (query, key) pair
+    offset_index: Tensor    # (N', N') long: the DPB offsets row of each (query, key) pair
 
     @property
     def num_tokens(self) -> int:

@@ -12,9 +12,9 @@ from crossformer_mm.models.backbones.official_keys import official_to_ours
 from _reference import load_case, official_keys, ours_to_official, variants
 
 TINY = dict(embed_dims=16, depths=[1, 2, 1, 1], num_heads=[1, 1, 2, 2], group_size=[7, 7, 7, 7],
-            interval=[8, 4, 2, 1], acl=False)
+            interval=[8, 4, 2, 1], with_acl=False)
 TINY_PP = dict(embed_dims=16, depths=[1, 1, 4, 1], num_heads=[1, 1, 2, 2],
-               group_size=[4, 4, 14, 7], interval=[4, 2, 1, 1], acl=True)
+               group_size=[4, 4, 14, 7], interval=[4, 2, 1, 1], with_acl=True)
 
 BACKBONE_PARAMS = {
     't': 27262770, 's': 29886858, 'b': 51201018, 'l': 90944136,
@@ -27,7 +27,7 @@ def load_golden(name: str):
     case = load_case(name)
     cfg = case['config']
     arch = dict(embed_dims=cfg['embed_dim'], depths=cfg['depths'], num_heads=cfg['num_heads'],
-                group_size=cfg['group_size'], interval=cfg['crs_interval'], acl=cfg['use_acl'])
+                group_size=cfg['group_size'], interval=cfg['crs_interval'], with_acl=cfg['use_acl'])
     classifier = case['logits'] is not None
     model = CrossFormer(arch, drop_path_rate=0.0, out_indices=(3, ) if classifier else
                         (0, 1, 2, 3), out_norm_cfg=dict(type='LN') if classifier else None)
@@ -212,72 +212,6 @@ def test_autocast(dtype):
     for a, b in zip(ref, low):
         assert b.dtype == dtype and torch.isfinite(b).all()
         assert (a - b.float()).abs().max() < 0.1 * a.abs().max()
-
-
-def _reference_attention(qkv, bias):
-    """Matmul, softmax, matmul: what autograd differentiates without help."""
-    q, k, v = qkv.permute(2, 0, 3, 1, 4)
-    logits = q @ k.transpose(-2, -1) * q.shape[-1]**-0.5 + bias
-    return logits.softmax(-1) @ v
-
-
-@pytest.mark.parametrize('chunk', [1 << 22, 3 * 2 * 12 * 12])   # one chunk; 3 of 7 groups
-def test_attention_gradients_with_the_learnt_bias(monkeypatch, chunk):
-    monkeypatch.setattr(cf_module, 'CHUNK_ELEMENTS', chunk)
-    qkv = torch.randn(7, 12, 3, 2, 8, requires_grad=True)   # groups, N, qkv, heads, d
-    bias = torch.randn(2, 12, 12, requires_grad=True)
-    grad = torch.randn(7, 2, 12, 8)
-    out = cf_module.attend(qkv, bias)
-    out.backward(grad)
-    got = qkv.grad, bias.grad
-    qkv.grad = bias.grad = None
-    expected_out = _reference_attention(qkv, bias)
-    expected_out.backward(grad)
-    torch.testing.assert_close(out, expected_out, rtol=0, atol=1e-5)
-    torch.testing.assert_close(got, (qkv.grad, bias.grad), rtol=0, atol=1e-5)
-
-
-def _saved_shapes(fn, *args) -> list:
-    """The shapes of the tensors autograd keeps for the backward pass of ``fn(*args)``."""
-    shapes = []
-    with torch.autograd.graph.saved_tensors_hooks(lambda t: shapes.append(t.shape) or t,
-                                                  lambda t: t):
-        fn(*args)
-    return shapes
-
-
-def test_training_keeps_no_attention_probabilities():
-    qkv = torch.randn(7, 12, 3, 2, 8, requires_grad=True)
-    bias = torch.randn(2, 12, 12, requires_grad=True)
-    probabilities = (7, 2, 12, 12)   # groups, heads, N, N
-    assert probabilities not in _saved_shapes(cf_module.attend, qkv, bias)
-    assert probabilities in _saved_shapes(_reference_attention, qkv, bias)
-
-
-@pytest.mark.parametrize('dtype', [None, torch.bfloat16])
-def test_ffn_keeps_its_hidden_activation_once(monkeypatch, dtype):
-    """Same outputs and gradients as mmcv's FFN, with one (tokens, 4C) tensor kept, not two."""
-    monkeypatch.setattr(cf_module, 'CHUNK_ELEMENTS', 3 * 32)   # 3 tokens at a time
-    ffn = cf_module.CrossFormerFFN(8, 32, act_cfg=dict(type='GELU'))
-    x = torch.randn(2, 5, 8, requires_grad=True)
-
-    def run(forward):
-        with torch.autocast('cpu', dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-            out = forward(ffn, x, identity=x)
-        out.backward(torch.ones_like(out))
-        grads = [x.grad] + [p.grad for p in ffn.parameters()]
-        x.grad = None
-        ffn.zero_grad(set_to_none=True)
-        return out, grads
-
-    ours, mmcv = run(cf_module.CrossFormerFFN.forward), run(cf_module.FFN.forward)
-    tol = 1e-6 if dtype is None else 2e-2
-    torch.testing.assert_close(ours, mmcv, rtol=tol, atol=tol)
-    for forward, kept in ((cf_module.CrossFormerFFN.forward, 1), (cf_module.FFN.forward, 2)):
-        shapes = _saved_shapes(lambda: forward(ffn, x, identity=x))
-        assert [shape.numel() for shape in shapes].count(2 * 5 * 32) == kept
-    with torch.no_grad():   # inference: the GELU in place
-        torch.testing.assert_close(ffn(x, x), cf_module.FFN.forward(ffn, x, identity=x))
 
 
 def test_groupings_built_once_per_geometry(monkeypatch):

@@ -10,7 +10,7 @@ from crossformer_mm.testing import OracleCrossFormer
 # Stage 1 has SDA and LDA (G * I = 16 does not divide most sizes below); stages 3 and 4 are one
 # whole-map group at some sizes and not at others (G = 3).
 ARCH = dict(embed_dims=32, depths=[2, 1, 2, 1], num_heads=[1, 2, 4, 8], group_size=[4, 4, 3, 3],
-            interval=[4, 2, 2, 1], acl=False)
+            interval=[4, 2, 2, 1], with_acl=False)
 CAPTURE = (2, 64, 96)                 # stage 4: 2 x 3, one whole-map group
 SIZES = [(1, 100, 164),               # padded spans everywhere, stage 4 not whole (3 x 5)
          (1, 160, 96),                # stage 4: 5 x 3, whole (W <= G)

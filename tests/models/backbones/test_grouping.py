@@ -92,4 +92,4 @@ def test_offset_index_gives_each_pair_its_relative_offset(kind):
         coords = torch.stack(torch.meshgrid(torch.arange(gh), torch.arange(gw), indexing='ij'),
                              -1).view(-1, 2)
         rel = coords[:, None] - coords[None]
-        assert torch.equal(grouping.offsets[region.index], rel.float())
+        assert torch.equal(grouping.offsets[region.offset_index], rel.float())

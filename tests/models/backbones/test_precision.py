@@ -8,7 +8,7 @@ import crossformer_mm.models.backbones.crossformer as cf_module
 from crossformer_mm import CrossFormer
 
 ARCH = dict(embed_dims=32, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8], group_size=[4, 4, 3, 3],
-            interval=[4, 2, 2, 1], acl=True)
+            interval=[4, 2, 2, 1], with_acl=True)
 #: Largest difference to float32, relative to the output's largest value: the dtype's
 #: rounding (fp16: 11 bits of mantissa, bf16: 8) accumulated over the blocks.
 TOLERANCE = {torch.float16: 0.01, torch.bfloat16: 0.05}
