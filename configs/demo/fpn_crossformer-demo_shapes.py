@@ -5,29 +5,21 @@ _base_ = [
     'mmseg::_base_/models/fpn_r50.py',
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_20k.py',
+    './_base_/crossformer_demo.py',
 ]
-custom_imports = dict(imports=['crossformer_mm'], allow_failed_imports=False)
 
 data_root = 'data/shapes/'
 # SEG_CLASSES of tools/shapes.py: label 0 is the background, 1-3 the shapes.
 metainfo = dict(classes=('background', 'rectangle', 'triangle', 'ring'),
                 palette=[(0, 0, 0), (220, 20, 60), (250, 170, 30), (120, 200, 60)])
 max_iters = 2000
-dims = 32
 norm_cfg = dict(type='BN', requires_grad=True)
 
 model = dict(
     data_preprocessor=dict(size_divisor=32),
     pretrained=None,
-    backbone=dict(
-        _delete_=True,
-        type='CrossFormer',
-        # Groups that fit the 16x16 ... 2x2 maps of a 64x64 image.
-        arch=dict(embed_dims=dims, depths=[1, 1, 2, 1], num_heads=[1, 2, 4, 8],
-                  group_size=[8, 8, 4, 2], interval=[2, 1, 1, 1], with_acl=False),
-        drop_path_rate=0.0,
-        out_indices=(0, 1, 2, 3)),
-    neck=dict(in_channels=[dims, dims * 2, dims * 4, dims * 8], out_channels=64),
+    backbone=_base_.crossformer_demo,
+    neck=_base_.demo_neck,
     decode_head=dict(in_channels=[64] * 4, channels=64, num_classes=len(metainfo['classes']),
                      norm_cfg=norm_cfg))
 

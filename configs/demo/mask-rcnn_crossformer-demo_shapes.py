@@ -6,27 +6,19 @@ _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     'mmdet::_base_/datasets/coco_instance.py',
     'mmdet::_base_/default_runtime.py',
+    './_base_/crossformer_demo.py',
 ]
-custom_imports = dict(imports=['crossformer_mm'], allow_failed_imports=False)
 
 data_root = 'data/shapes/'
 classes = ('rectangle', 'triangle', 'ring')  # CLASSES of tools/shapes.py
 metainfo = dict(classes=classes, palette=[(220, 20, 60), (250, 170, 30), (120, 200, 60)])
 image_size = (64, 64)
 max_iters = 1500
-dims = 32
 
 model = dict(
     data_preprocessor=dict(pad_size_divisor=32),
-    backbone=dict(
-        _delete_=True,
-        type='CrossFormer',
-        # Groups that fit the 16x16 ... 2x2 maps of a 64x64 image.
-        arch=dict(embed_dims=dims, depths=[1, 1, 2, 1], num_heads=[1, 2, 4, 8],
-                  group_size=[8, 8, 4, 2], interval=[2, 1, 1, 1], with_acl=False),
-        drop_path_rate=0.0,
-        out_indices=(0, 1, 2, 3)),
-    neck=dict(in_channels=[dims, dims * 2, dims * 4, dims * 8], out_channels=64),
+    backbone=_base_.crossformer_demo,
+    neck=_base_.demo_neck,
     # Objects are 12-48 px: anchors of 16-256 px (scale 4 on strides 4-64).
     rpn_head=dict(in_channels=64, feat_channels=64, anchor_generator=dict(scales=[4])),
     roi_head=dict(

@@ -2,7 +2,6 @@
 cannot be resumed, a config that does not parse, a bad process count, a conversion that would
 overwrite its input."""
 import glob
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -16,27 +15,11 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope, init_default_scope
 
 import cli
+from _tools import fails, tool
 from shapes import data_root_options, make_shapes_dataset
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = 'configs/demo/fpn_crossformer-demo_shapes.py'
-
-
-def tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def fails(capsys, name: str, *argv: str) -> str:
-    """Run the tool, expect exit status 2, return its one-line error."""
-    with pytest.raises(SystemExit) as exc:
-        cli.run_cli(tool(name).main, list(argv))
-    assert exc.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert 'Traceback' not in err
-    return err
 
 
 @pytest.fixture(scope='module')

@@ -1,5 +1,4 @@
 """tools/train.py, test.py and get_flops.py: options, and one-line errors for bad input."""
-import importlib.util
 import os.path as osp
 
 import pytest
@@ -7,27 +6,10 @@ import torch
 from mmengine.config import Config
 
 import cli
+from _tools import fails, tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 RETINANET = osp.join(ROOT, 'configs', 'retinanet_crossformerpp_s_1x.py')
-
-
-def tool(name: str):
-    """Import tools/<name>.py as a module."""
-    spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def fails(capsys, name: str, *argv: str) -> str:
-    """Run the tool, expect exit status 2, return its one-line error."""
-    with pytest.raises(SystemExit) as exc:
-        cli.run_cli(tool(name).main, list(argv))
-    assert exc.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert 'Traceback' not in err
-    return err
 
 
 @pytest.mark.parametrize('name, argv', [('train', ()), ('test', ('model.pth', )),
