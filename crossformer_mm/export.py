@@ -22,6 +22,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope, init_default_scope
 from mmengine.runner.checkpoint import load_state_dict
@@ -101,9 +102,42 @@ def export_onnx(model: nn.Module, path: str, shape: Size, dynamic: bool = False,
                     axes[name] = {i: f'{name}_{i}' for i in range(out.dim())}
             kwargs['dynamic_axes'] = axes
         kwargs['dynamo'] = False
-    with torch.no_grad(), warnings_off():
+    with torch.no_grad(), warnings_off(), traced_upsampling():
         torch.onnx.export(wrapper, (images, ), path, **kwargs)
     return names
+
+
+def _upsample_forward(self, x: Tensor) -> Tensor:
+    """mmseg's ``Upsample.forward`` with the output size left to ``F.interpolate``."""
+    if self.size:
+        return F.interpolate(x, self.size, None, self.mode, self.align_corners)
+    # floor(size * scale_factor), as mmseg's int(); interpolation at the scale that size gives
+    return F.interpolate(x, None, self.scale_factor, self.mode, self.align_corners,
+                         recompute_scale_factor=True)
+
+
+@contextlib.contextmanager
+def traced_upsampling() -> Iterator[None]:
+    """mmseg's ``Upsample`` (the FPN head's scale heads, ...) with a size a graph computes.
+
+    It computes its output size as ``int(t * scale_factor)`` of the input's sizes, which the
+    legacy exporter freezes at the export size: a dynamic graph then upsamples every other
+    size to the export size's maps, and the next ``resize`` back to the right shape hides it
+    (wrong values, right shapes). ``F.interpolate`` with ``recompute_scale_factor=True``
+    computes the same size (and so the same interpolation) in the graph. Undone on exit; a
+    no-op without mmseg.
+    """
+    try:
+        from mmseg.models.utils import wrappers
+    except ImportError:
+        yield
+        return
+    forward = wrappers.Upsample.forward
+    wrappers.Upsample.forward = _upsample_forward
+    try:
+        yield
+    finally:
+        wrappers.Upsample.forward = forward
 
 
 @contextlib.contextmanager
@@ -240,7 +274,7 @@ def mmdeploy_torch2onnx(img, work_dir: str, save_file: str, deploy_cfg, model_cf
                         checkpoint: Optional[str] = None, device: str = 'cpu') -> None:
     """``mmdeploy.apis.torch2onnx`` (same arguments) under :func:`mmdeploy_patches`."""
     from mmdeploy.apis import torch2onnx
-    with mmdeploy_patches(), warnings_off():
+    with mmdeploy_patches(), traced_upsampling(), warnings_off():
         torch2onnx(img, work_dir, save_file, deploy_cfg, model_cfg, checkpoint, device)
 
 

@@ -188,6 +188,28 @@ def test_sdpa_rewrite_scales_like_pytorch():
                                                              scale=scale))
 
 
+def test_traced_upsampling_follows_the_input_size(tmp_path):
+    """mmseg's Upsample (FPN head) in a dynamic legacy graph: its output size is computed in
+    the graph, not frozen at the export size; the patch is undone on exit."""
+    import onnxruntime
+    from mmseg.models.utils import Upsample, wrappers
+
+    from crossformer_mm.export import traced_upsampling
+    forward = wrappers.Upsample.forward
+    up = Upsample(scale_factor=2, mode='bilinear', align_corners=False)
+    path = str(tmp_path / 'upsample.onnx')
+    with traced_upsampling():
+        assert wrappers.Upsample.forward is not forward
+        torch.onnx.export(up, (torch.randn(1, 2, 4, 4), ), path, dynamo=False,
+                          input_names=['x'], dynamic_axes={'x': {2: 'h', 3: 'w'}})
+    assert wrappers.Upsample.forward is forward
+    session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
+    for h, w in ((4, 4), (3, 5), (6, 2)):
+        x = torch.randn(1, 2, h, w)
+        got, = session.run(None, {'x': x.numpy()})
+        torch.testing.assert_close(torch.from_numpy(got), up(x))
+
+
 # ------------------------------------------------------------------------------- errors
 def fails(capsys, *argv: str) -> str:
     with pytest.raises(SystemExit) as exc:

@@ -48,7 +48,27 @@ class DynamicPositionBias(nn.Module):
 
     def forward(self, grouping: Union[Grouping, PaddedGrouping]) -> Tensor:
         """The (heads, num_offsets) bias of every relative offset of ``grouping``'s groups."""
-        return self.layers(self.proj(grouping.offsets.to(self.proj.weight.dtype))).t()
+        x = self.proj(grouping.offsets.to(self.proj.weight.dtype))
+        if not capturing():
+            return self.layers(x).t()
+        for norm, relu, linear in self.layers:
+            x = linear(relu(_two_pass_layer_norm(x, norm)))
+        return x.t()
+
+
+def _two_pass_layer_norm(x: Tensor, norm: nn.LayerNorm) -> Tensor:
+    """``norm(x)`` with the variance taken of ``x - mean``, in plain ops.
+
+    ONNX Runtime's LayerNormalization (opset 17+, both exporters) takes the variance as
+    ``mean(x^2) - mean(x)^2``. DPB's LayerNorms have few features (dim / 16: 2 for a stage of
+    32 channels) and inputs that grow with the offsets, so for two nearly equal features this
+    cancels to a negative variance larger than ``eps`` and the bias turns NaN: a whole-map
+    group of 9 x 25 tokens (offsets up to 24) does it. The two-pass variance cannot be
+    negative; the graph stays as cheap (DPB runs on the offsets, not on the tokens).
+    """
+    x = x - x.mean(-1, keepdim=True)
+    x = x * torch.rsqrt((x * x).mean(-1, keepdim=True) + norm.eps)
+    return x * norm.weight + norm.bias
 
 
 def capturing() -> bool:

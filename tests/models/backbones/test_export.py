@@ -18,9 +18,9 @@ SIZES = [(1, 100, 164),               # padded spans everywhere, stage 4 not who
          (1, 224, 224)]               # stage 4 7 x 7: G = 3 groups, padded
 
 
-def model() -> CrossFormer:
+def model(arch: dict = ARCH) -> CrossFormer:
     torch.manual_seed(0)
-    m = CrossFormer(ARCH, drop_path_rate=0.).eval()
+    m = CrossFormer(arch, drop_path_rate=0.).eval()
     for p in m.parameters():  # LayerNorms start at 1 / 0: perturb so they count
         p.data.add_(torch.randn_like(p) * 0.02)
     return m
@@ -79,6 +79,29 @@ def test_legacy_onnx_dynamic_axes(tmp_path):
                       output_names=[f'out{i}' for i in range(4)],
                       dynamic_axes={'x': {0: 'batch', 2: 'height', 3: 'width'}})
     assert_equal_to_eager(m, onnx_runner(path), SIZES + [(1, 32, 32), (2, 32, 40)])
+
+
+# The demo configs' backbone (configs/demo/_base_/crossformer_demo.py): at 64 x 64 its stages
+# 2-4 are one whole-map group each (maps 8, 4, 2 = G) and stage 1 is not; at 96 x 160 and
+# 128 x 96 no stage is; at 32 x 96 stages 1-4 all are (8 x 24, ..., G = 8, 8, 4, 2).
+DEMO_ARCH = dict(embed_dims=32, depths=[1, 1, 2, 1], num_heads=[1, 2, 4, 8],
+                 group_size=[8, 8, 4, 2], interval=[2, 1, 1, 1], with_acl=False)
+
+
+@pytest.mark.parametrize('capture, sizes', [
+    ((1, 64, 64), [(1, 64, 64), (1, 96, 160), (1, 128, 96)]),   # whole-map -> grouped
+    ((1, 128, 96), [(1, 64, 64), (1, 32, 96), (2, 96, 160)]),   # grouped -> whole-map
+])
+def test_legacy_onnx_demo_arch_whole_map_changes(tmp_path, capture, sizes):
+    """One legacy graph for sizes where stages turn into or out of one whole-map group."""
+    pytest.importorskip('onnx')
+    m = model(DEMO_ARCH)
+    path = tmp_path / 'backbone.onnx'
+    torch.onnx.export(m, (torch.randn(capture[0], 3, *capture[1:]), ), str(path),
+                      dynamo=False, input_names=['x'],
+                      output_names=[f'out{i}' for i in range(4)],
+                      dynamic_axes={'x': {0: 'batch', 2: 'height', 3: 'width'}})
+    assert_equal_to_eager(m, onnx_runner(path), sizes)
 
 
 def test_dynamo_onnx_dynamic_shapes(tmp_path):
