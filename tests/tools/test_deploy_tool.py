@@ -119,38 +119,52 @@ needs_mmdeploy = pytest.mark.skipif(importlib.util.find_spec('mmdeploy') is None
                                     reason='mmdeploy is not installed (deploy extra)')
 
 
+# mmdeploy checks a static model at the export size, a dynamic one also at a larger size.
+MMDEPLOY_SHAPES = {'static': [(1, 3, 64, 96)], 'dynamic': [(1, 3, 64, 96), (1, 3, 96, 160)]}
+
+
+def mmdeploy_run(config: str, tmp_path, deploy_config: str) -> list:
+    return run(config, '--out', str(tmp_path / 'end2end.onnx'), '--shape', '64', '96',
+               '--mmdeploy', osp.join(DEPLOY, deploy_config))
+
+
 @needs_mmdeploy
-def test_mmdeploy_retinanet_dynamic(tmp_path, retinanet):
-    """NMS and box decoding in the graph; checked at the export size and a larger one."""
-    out = tmp_path / 'end2end.onnx'
-    results = run(retinanet, '--out', str(out), '--shape', '64', '96', '--mmdeploy',
-                  osp.join(DEPLOY, 'mmdet', 'detection', 'detection_onnxruntime_dynamic.py'))
-    assert [r.shape for r in results] == [(1, 3, 64, 96), (1, 3, 96, 160)]
+@pytest.mark.parametrize('shape', ['static', 'dynamic'])
+def test_mmdeploy_retinanet(tmp_path, retinanet, shape):
+    """NMS and box decoding in the graph."""
+    results = mmdeploy_run(retinanet, tmp_path,
+                           f'mmdet/detection/detection_onnxruntime_{shape}.py')
+    assert [r.shape for r in results] == MMDEPLOY_SHAPES[shape]
     for r in results:
         assert r.matched == (100, 100) and r.diffs['labels'] == 0, str(r)
         assert r.diffs['dets'] < 1e-2, str(r)   # boxes in pixels, and scores
-    assert [o.name for o in onnx.load(str(out)).graph.output] == ['dets', 'labels']
+    assert [o.name for o in onnx.load(str(tmp_path / 'end2end.onnx')).graph.output] == [
+        'dets', 'labels']
 
 
 @needs_mmdeploy
-def test_mmdeploy_mask_rcnn_static(tmp_path):
+@pytest.mark.parametrize('shape', ['static', 'dynamic'])
+def test_mmdeploy_mask_rcnn(tmp_path, shape):
     """RoIAlign runs as ONNX's RoiAlign in ONNX Runtime, not mmcv's: close, not equal, and
     random weights make near ties that NMS breaks either way."""
-    results = run(MASK_RCNN, '--out', str(tmp_path / 'end2end.onnx'), '--shape', '64', '96',
-                  '--mmdeploy', osp.join(DEPLOY, 'mmdet', 'instance-seg',
-                                         'instance-seg_onnxruntime_static.py'))
-    r, = results
-    assert r.shape == (1, 3, 64, 96) and r.matched[1] == 50 and r.matched[0] >= 35, str(r)
-    assert r.diffs['labels'] == 0 and r.diffs['dets'] < 0.02 and r.diffs['masks'] < 0.01, str(r)
+    results = mmdeploy_run(MASK_RCNN, tmp_path,
+                           f'mmdet/instance-seg/instance-seg_onnxruntime_{shape}.py')
+    assert [r.shape for r in results] == MMDEPLOY_SHAPES[shape]
+    for r in results:
+        assert r.matched[1] == 50 and r.matched[0] >= 35, str(r)
+        assert r.diffs['labels'] == 0 and r.diffs['dets'] < 0.02, str(r)
+        assert r.diffs['masks'] < 0.01, str(r)
 
 
 @needs_mmdeploy
-def test_mmdeploy_segmentor_static(tmp_path):
-    results = run(FPN, '--out', str(tmp_path / 'end2end.onnx'), '--shape', '64', '96',
-                  '--mmdeploy', osp.join(DEPLOY, 'mmseg',
-                                         'segmentation_onnxruntime_static-512x512.py'))
-    r, = results
-    assert r.shape == (1, 3, 64, 96) and r.diffs == {'output': 0.}, str(r)
+@pytest.mark.parametrize('deploy_config, shape', [
+    ('segmentation_onnxruntime_static-512x512.py', 'static'),
+    ('segmentation_onnxruntime_dynamic.py', 'dynamic')])
+def test_mmdeploy_segmentor(tmp_path, deploy_config, shape):
+    results = mmdeploy_run(FPN, tmp_path, f'mmseg/{deploy_config}')
+    assert [r.shape for r in results] == MMDEPLOY_SHAPES[shape]
+    for r in results:
+        assert r.diffs == {'output': 0.}, str(r)
 
 
 @needs_mmdeploy
