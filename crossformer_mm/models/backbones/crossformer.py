@@ -120,15 +120,16 @@ class GroupAttention(nn.Module):
         groups instead of a (groups, heads, N, N) mask; padded queries are never gathered back.
         """
         b = x.shape[0]
-        heads, c = self.num_heads, x.shape[-1]
+        heads = self.num_heads
+        head_dim = self.qkv.in_features // heads  # from the module: a size the tracer keeps fixed
         qkv = self.qkv(x)[:, grouping.rows, grouping.cols]       # (B, groups, N, 3C)
-        q, k, v = qkv.unflatten(-1, (3, heads, c // heads)).permute(3, 0, 1, 4, 2, 5)
+        q, k, v = qkv.unflatten(-1, (3, heads, head_dim)).permute(3, 0, 1, 4, 2, 5).unbind(0)
         mask = grouping.padded.to(q.dtype) * _masked_logit(q.dtype)          # (groups, N)
         mask = mask[None, :, None, :, None].expand(b, -1, heads, -1, -1)
         out = F.scaled_dot_product_attention(   # 4-D for the exporters: (B * groups, heads, ...)
             F.pad(q, (0, 1), value=1.).flatten(0, 1), torch.cat([k, mask], -1).flatten(0, 1),
             v.flatten(0, 1), attn_mask=self.dpb(grouping)[:, grouping.offset_index].to(q.dtype),
-            scale=(c // heads)**-0.5).unflatten(0, (b, -1))     # (B, groups, heads, N, d)
+            scale=head_dim**-0.5).unflatten(0, (b, -1))     # (B, groups, heads, N, d)
         out = out.transpose(2, 3)[:, grouping.inverse[0], grouping.inverse[1]]
         return self.proj(out.flatten(-2))
 
@@ -458,12 +459,8 @@ class CrossFormer(BaseModule):
 
     def forward(self, x: Tensor) -> tuple:
         """(B, C, H, W) images -> the (B, C_i, H_i, W_i) maps of the stages in out_indices."""
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f'CrossFormer expects (B, {self.in_channels}, H, W) images, got '
-                             f'shape {tuple(x.shape)}')
-        if min(x.shape[2:]) < 32:
-            raise ValueError(f'CrossFormer needs images of at least 32 x 32 (stage 4 has '
-                             f'stride 32), got {tuple(x.shape[2:])}')
+        if not torch.jit.is_tracing():   # traced sizes would fix the check at the example's
+            self._check_input(x)
         outs = []
         for i, stage in enumerate(self.stages):
             x = stage(x)
@@ -471,6 +468,15 @@ class CrossFormer(BaseModule):
                 out = x if self.out_norm_cfg is None else getattr(self, f'norm{i}')(x)
                 outs.append(out.permute(0, 3, 1, 2).contiguous())
         return tuple(outs)
+
+    def _check_input(self, x: Tensor) -> None:
+        """Refuse what the stages cannot take, with the shape in the message."""
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f'CrossFormer expects (B, {self.in_channels}, H, W) images, got '
+                             f'shape {tuple(x.shape)}')
+        if min(x.shape[2:]) < 32:
+            raise ValueError(f'CrossFormer needs images of at least 32 x 32 (stage 4 has '
+                             f'stride 32), got {tuple(x.shape[2:])}')
 
     def _freeze_stages(self) -> None:
         frozen: List[nn.Module] = []
