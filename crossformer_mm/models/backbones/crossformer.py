@@ -118,6 +118,8 @@ class GroupAttention(nn.Module):
         The padded keys' mask rides along as one more channel of q (1) and k (the masked logit
         on padding, 0 elsewhere), so that the attention keeps one (heads, N, N) bias for all
         groups instead of a (groups, heads, N, N) mask; padded queries are never gathered back.
+        v gets a zero channel too and the bias a batch axis: with one head size for q, k and v
+        and a 4-D mask, PyTorch's fused CPU kernel runs instead of the math path.
         """
         b = x.shape[0]
         heads = self.num_heads
@@ -128,8 +130,9 @@ class GroupAttention(nn.Module):
         mask = mask[None, :, None, :, None].expand(b, -1, heads, -1, -1)
         out = F.scaled_dot_product_attention(   # 4-D for the exporters: (B * groups, heads, ...)
             F.pad(q, (0, 1), value=1.).flatten(0, 1), torch.cat([k, mask], -1).flatten(0, 1),
-            v.flatten(0, 1), attn_mask=self.dpb(grouping)[:, grouping.offset_index].to(q.dtype),
-            scale=head_dim**-0.5).unflatten(0, (b, -1))     # (B, groups, heads, N, d)
+            F.pad(v, (0, 1)).flatten(0, 1),
+            attn_mask=self.dpb(grouping)[:, grouping.offset_index].to(q.dtype)[None],
+            scale=head_dim**-0.5)[..., :head_dim].unflatten(0, (b, -1))  # (B, groups, heads, N, d)
         out = out.transpose(2, 3)[:, grouping.inverse[0], grouping.inverse[1]]
         return self.proj(out.flatten(-2))
 
