@@ -119,7 +119,7 @@ needs_mmdeploy = pytest.mark.skipif(importlib.util.find_spec('mmdeploy') is None
                                     reason='mmdeploy is not installed (deploy extra)')
 
 
-# mmdeploy checks a static model at the export size, a dynamic one also at a larger size.
+# The tool checks an mmdeploy static model at the export size, a dynamic one also at a larger one.
 MMDEPLOY_SHAPES = {'static': [(1, 3, 64, 96)], 'dynamic': [(1, 3, 64, 96), (1, 3, 96, 160)]}
 
 
