@@ -1,6 +1,8 @@
 """Captured graphs of the backbone serve every input size: ONNX (legacy and dynamo exporters,
 run in ONNX Runtime), torch.export and torch.compile(dynamic=True), equal to eager."""
+import os
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -82,9 +84,11 @@ def test_legacy_onnx_dynamic_axes(tmp_path):
                           dynamo=False, opset_version=17, input_names=['x'],
                           output_names=[f'out{i}' for i in range(4)],
                           dynamic_axes={'x': {0: 'batch', 2: 'height', 3: 'width'}})
-    # No value of the trace is fixed by our code: no tracer warning from the package.
+    # No value of the trace is fixed by our code: no tracer warning from the package's files
+    # (matched by directory: a clone's own folder may be called crossformer_mm too).
+    package = str(Path(cf_module.__file__).parents[2]) + os.sep
     assert not [f'{w.filename}:{w.lineno}: {w.message}' for w in caught
-                if 'crossformer_mm' in w.filename]
+                if str(Path(w.filename).resolve()).startswith(package)]
     assert_equal_to_eager(m, onnx_runner(path), SIZES + [(1, 32, 32), (2, 32, 40)])
 
 
