@@ -1,6 +1,10 @@
-"""What the tool tests share: a tool's module, and running its main as its command line does."""
+"""What the tool tests share: a tool's module, running its main as its command line does, and
+the environment of a multi-process launch."""
 import importlib.util
+import os
 import os.path as osp
+import socket
+import sys
 
 import pytest
 
@@ -25,3 +29,13 @@ def fails(capsys, name: str, *argv: str) -> str:
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert 'Traceback' not in err
     return err
+
+
+def dist_env() -> dict:
+    """The environment of a tools/dist_*.sh run: a free port, no GPU, and the interpreter that
+    runs the tests (the scripts otherwise take the checkout's .venv, which a clone tested with
+    ``make test VENV=...`` has not)."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    return dict(os.environ, PORT=str(port), CUDA_VISIBLE_DEVICES='', PYTHON=sys.executable)

@@ -4,7 +4,6 @@ import glob
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from _tools import dist_env
 from shapes import data_root_options, make_shapes_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -57,17 +57,10 @@ def weights(path):
     return torch.load(path, map_location='cpu', weights_only=True)['state_dict']
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def test_two_processes_on_cpu_train_over_gloo(options, tmp_path):
-    env = dict(os.environ, PORT=str(free_port()), CUDA_VISIBLE_DEVICES='')
     subprocess.run(['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', str(tmp_path),
                     '--cfg-options', *options, f'train_cfg.max_iters={INTERVAL}'],
-                   cwd=ROOT, env=env, check=True)
+                   cwd=ROOT, env=dist_env(), check=True)
     log = open(glob.glob(str(tmp_path / '*' / '*.log'))[0]).read()
     assert "'backend': 'gloo'" in log and 'Distributed training: True' in log
     assert 'GPU number: 2' in log

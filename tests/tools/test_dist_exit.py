@@ -4,7 +4,6 @@ the demo-size Mask R-CNN on a tiny shapes dataset."""
 import glob
 import os
 import signal
-import socket
 import subprocess
 import textwrap
 import time
@@ -12,6 +11,7 @@ import time
 import pytest
 from mmengine.config import Config
 
+from _tools import dist_env
 from shapes import data_root_options, make_shapes_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -34,19 +34,9 @@ def options(tmp_path_factory):
     return [f'{k}={v}' for k, v in options.items()]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def dist_train_cmd(config, work_dir, options) -> list:
     return ['bash', 'tools/dist_train.sh', config, '2', '--work-dir', str(work_dir),
             '--cfg-options', *options]
-
-
-def dist_env() -> dict:
-    return dict(os.environ, PORT=str(free_port()), CUDA_VISIBLE_DEVICES='')
 
 
 def dist_train(config, work_dir, options) -> subprocess.CompletedProcess:
