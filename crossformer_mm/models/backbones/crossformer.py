@@ -13,8 +13,9 @@ The paper's parts, one class each:
   after every third block that keep activations from growing with depth.
 * PGS (CrossFormer++): a per-stage group size, which is simply the ``group_size`` list.
 """
+import contextlib
 import numbers
-from typing import Dict, List, Optional, Sequence, Union
+from typing import ContextManager, Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,7 @@ from mmengine.model import BaseModule
 from mmengine.model.weight_init import constant_init, trunc_normal_init
 from mmengine.registry import MODELS
 from torch import Tensor, nn
+from torch.fx.experimental import _config as fx_config
 from torch.utils.checkpoint import checkpoint
 
 from .grouping import Grouping, PaddedGrouping
@@ -78,6 +80,42 @@ def capturing() -> bool:
     Plain ``torch.jit.trace``, which FLOP counters use, is not: it sees the eager path."""
     return (torch.compiler.is_compiling() or torch.compiler.is_exporting()
             or torch.onnx.is_in_onnx_export())
+
+
+def zero_margin(x: Tensor) -> Tensor:
+    """A captured (..., H + 1, W + 1) map with its margin (last row and column) set to 0.
+
+    Captured stages carry maps one row and column larger than the image gives (the margin), so
+    that no size is 1 at any input size: a stage 4 map of 1 x 1 (a 32 x 32 image) would make
+    ``torch.export`` specialise. The margin holds no map token; a convolution, whose padding is
+    0 at the map's edge, must see it as 0.
+    """
+    h, w = x.shape[-2:]
+    keep = ((torch.arange(h, device=x.device) < h - 1)[:, None]
+            & (torch.arange(w, device=x.device) < w - 1)[None, :])
+    return x * keep.to(x.dtype)
+
+
+def drop_margin(x: Tensor) -> Tensor:
+    """A captured (..., H + 1, W + 1) map less its margin (see :func:`zero_margin`).
+
+    Its H or W can be 1, and a tensor's contiguity depends on whether a size is 1, so
+    ``torch.export`` would guard on it and reject inputs below 64 px. The result is a new
+    contiguous tensor (a view's strides would be checked again after this op) whose strides are
+    taken size-obliviously (as if no size were 1): only this op's metadata depends on it.
+    """
+    with _size_oblivious_strides():
+        x = x.index_select(-2, torch.arange(x.shape[-2] - 1, device=x.device))
+        return x.index_select(-1, torch.arange(x.shape[-1] - 1, device=x.device))
+
+
+def _size_oblivious_strides() -> ContextManager:
+    """torch's switch for size-oblivious reasoning (torch >= 2.7.1), while ``torch.export``
+    runs: ``torch.compile`` may guard (a size of 1 recompiles), and would split its graph at
+    the switch."""
+    if torch.compiler.is_exporting() and hasattr(fx_config, 'backed_size_oblivious'):
+        return fx_config.patch(backed_size_oblivious=True)
+    return contextlib.nullcontext()
 
 
 def _masked_logit(dtype: torch.dtype) -> float:
@@ -147,7 +185,10 @@ class AmplitudeCoolingLayer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, H, W, C) -> (B, H, W, C)."""
-        return self.norm(self.conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
+        x = x.permute(0, 3, 1, 2)
+        if capturing():   # the convolution's padding: the margin must read as 0
+            x = zero_margin(x)
+        return self.norm(self.conv(x).permute(0, 2, 3, 1))
 
 
 class CrossFormerFFN(nn.Module):
@@ -207,13 +248,17 @@ class CrossScaleEmbedding(nn.Module):
         self.projs = nn.ModuleList(
             nn.Conv2d(in_dim, dim, k, stride, padding=(k - stride) // 2)
             for k, dim in zip(kernel_sizes, dims))
-        self.is_stem = is_stem
+        self.stride, self.is_stem = stride, is_stem
         self.norm = nn.LayerNorm(out_dim if is_stem else in_dim)
 
     def forward(self, x: Tensor) -> Tensor:
         """Stem: (B, C, H, W) image; later: (B, H, W, C) tokens. Returns (B, H', W', C')."""
         if not self.is_stem:
             x = self.norm(x).permute(0, 3, 1, 2)
+        if capturing():   # zeros to the input's size + stride: the output gets a margin
+            margin = 0 if self.is_stem else 1
+            x = F.pad(x if self.is_stem else zero_margin(x),
+                      (0, self.stride - margin, 0, self.stride - margin))
         x = torch.cat([proj(x) for proj in self.projs], 1).permute(0, 2, 3, 1)
         return self.norm(x) if self.is_stem else x
 
@@ -237,7 +282,7 @@ class CrossFormerStage(nn.Module):
         x = self.cel(x)
         if torch.compiler.is_exporting():
             # torch.export: the official whole-map rule as a branch of the graph.
-            whole = torch.sym_min(*x.shape[1:3]) <= self.group_size
+            whole = torch.sym_min(*x.shape[1:3]) - 1 <= self.group_size   # less the margin
             return torch.cond(whole, self._whole_map_blocks, self._grouped_blocks, (x, ))
         return self.blocks_forward(x)
 
@@ -273,7 +318,7 @@ class CrossFormerStage(nn.Module):
         """
         kinds = ('sda', 'lda')[:len(self.blocks)]
         if capturing():   # whole: is the map one group? None: arithmetic on its size
-            h, w = x.shape[1:3]
+            h, w = x.shape[1] - 1, x.shape[2] - 1    # less the margin (see zero_margin)
             if whole is None and not torch.jit.is_tracing():
                 # torch.compile: a guard, so sizes recompile only where a stage's maps turn
                 # into or out of one whole-map group (torch.cond fails in compile today).
@@ -469,7 +514,8 @@ class CrossFormer(BaseModule):
             x = stage(x)
             if i in self.out_indices:
                 out = x if self.out_norm_cfg is None else getattr(self, f'norm{i}')(x)
-                outs.append(out.permute(0, 3, 1, 2).contiguous())
+                out = out.permute(0, 3, 1, 2)
+                outs.append(drop_margin(out) if capturing() else out.contiguous())
         return tuple(outs)
 
     def _check_input(self, x: Tensor) -> None:

@@ -212,9 +212,10 @@ class PaddedGrouping:
         col = (_mod(group // per_span, spans_w) * span_w + _mod(group, dilation))[:, None] \
             + (_mod(slot, gw) * dilation)[None, :]
         padded = (row >= height) | (col >= width)
-        # The (group, slot) of map token (r, c): the same decomposition read backwards.
-        r = torch.arange(height, device=device)[:, None]
-        c = torch.arange(width, device=device)[None, :]
+        # The (group, slot) of map token (r, c): the same decomposition read backwards. The
+        # margin row and column (see crossformer.zero_margin) take row and column 0's.
+        r = _mod(torch.arange(height + 1, device=device), height)[:, None]
+        c = _mod(torch.arange(width + 1, device=device), width)[None, :]
         r_in, c_in = _mod(r, span_h), _mod(c, span_w)      # within the span
         inv_group = ((r // span_h) * spans_w * per_span + _mod(r_in, dilation) * dilation
                      + (c // span_w) * per_span + _mod(c_in, dilation))

@@ -19,7 +19,9 @@ CAPTURE = (2, 64, 96)                 # stage 4: 2 x 3, one whole-map group
 SIZES = [(1, 100, 164),               # padded spans everywhere, stage 4 not whole (3 x 5)
          (1, 160, 96),                # stage 4: 5 x 3, whole (W <= G)
          (3, 72, 64),                 # batch 3, stages 3 and 4 whole
-         (1, 224, 224)]               # stage 4 7 x 7: G = 3 groups, padded
+         (1, 224, 224),               # stage 4 7 x 7: G = 3 groups, padded
+         (1, 32, 32),                 # the smallest input: stage 4 is 1 x 1
+         (2, 32, 40)]                 # stage 4 1 x 1, stage 3 2 x 2 (whole)
 
 
 def model(arch: dict = ARCH) -> CrossFormer:
@@ -30,12 +32,11 @@ def model(arch: dict = ARCH) -> CrossFormer:
     return m
 
 
-def dims(min_size: int = 64) -> tuple:
-    """torch.export dims of batch, height and width. torch's convolution meta specialises a
-    stage 4 map of one row (inputs below 64 px), hence 64."""
+def dims() -> tuple:
+    """torch.export dims of batch, height and width: every input of at least 32 x 32."""
     dim = torch.export.Dim
-    return ({0: dim('batch', min=1, max=64), 2: dim('height', min=min_size, max=4096),
-             3: dim('width', min=min_size, max=4096)}, )
+    return ({0: dim('batch', min=1, max=64), 2: dim('height', min=32, max=4096),
+             3: dim('width', min=32, max=4096)}, )
 
 
 def assert_equal_to_eager(m, run, sizes=SIZES):
@@ -57,18 +58,19 @@ def onnx_runner(path):
     return lambda x: [torch.from_numpy(o) for o in session.run(None, {name: x.numpy()})]
 
 
-def test_padded_path_equals_eager_and_oracle(monkeypatch):
-    """The captured formulation, run eagerly, at sizes with and without whole-map groups."""
-    m = model()
-    monkeypatch.setattr(cf_module, 'capturing', lambda: True)
-    padded = lambda x: m(x)  # noqa: E731
-    for b, h, w in [(1, 32, 32), (1, 32, 200)] + SIZES:
+@pytest.mark.parametrize('arch', [ARCH, dict(ARCH, depths=[2, 1, 4, 1], with_acl=True)],
+                         ids=['sda-lda', 'acl'])
+def test_padded_path_equals_eager_and_oracle(monkeypatch, arch):
+    """The captured formulation (maps with a margin, padded groups), run eagerly, at sizes with
+    and without whole-map groups; with an ACL (stage 3), whose convolution reads the margin."""
+    m = model(arch)
+    for b, h, w in [(1, 32, 200)] + SIZES:
         x = torch.randn(b, 3, h, w)
         with torch.no_grad():
-            outs = padded(x)
-            monkeypatch.setattr(cf_module, 'capturing', lambda: False)
             eager, oracle = m(x), OracleCrossFormer(m)(x)
             monkeypatch.setattr(cf_module, 'capturing', lambda: True)
+            outs = m(x)
+            monkeypatch.undo()
         for out, ref, ora in zip(outs, eager, oracle):
             torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
             torch.testing.assert_close(out, ora, rtol=1e-4, atol=1e-4)
@@ -89,7 +91,7 @@ def test_legacy_onnx_dynamic_axes(tmp_path):
     package = str(Path(cf_module.__file__).parents[2]) + os.sep
     assert not [f'{w.filename}:{w.lineno}: {w.message}' for w in caught
                 if str(Path(w.filename).resolve()).startswith(package)]
-    assert_equal_to_eager(m, onnx_runner(path), SIZES + [(1, 32, 32), (2, 32, 40)])
+    assert_equal_to_eager(m, onnx_runner(path))
 
 
 # The demo configs' backbone (configs/demo/_base_/crossformer_demo.py): at 64 x 64 its stages
