@@ -92,13 +92,15 @@ def test_folded_dpb(tmp_path, retinanet):
     assert not any('.dpb.proj' in n or '.dpb.layers' in n for n in names)
 
 
-def test_classifier_dynamo(tmp_path):
+def test_classifier_dynamo_dynamic(tmp_path):
+    """The dynamo exporter (torch.export) with dynamic axes: one graph down to 32 x 32."""
     results = run(config(tmp_path, 'crossformer_t_in1k.py',
                          f'model = dict(backbone=dict(arch={TINY_ARCH}), '
                          'head=dict(in_channels=128))'),
                   '--out', str(tmp_path / 'cls.onnx'), '--shape', '64', '64',
-                  '--exporter', 'dynamo')
-    assert_equal_in_ort(results, [(1, 3, 64, 64)])
+                  '--exporter', 'dynamo', '--dynamic', '--check-shape', '32', '32',
+                  '--check-shape', '96', '160')
+    assert_equal_in_ort(results, [(1, 3, 32, 32), (1, 3, 96, 160)])
 
 
 def test_dynamic_detector(tmp_path, retinanet):

@@ -82,13 +82,22 @@ def capturing() -> bool:
             or torch.onnx.is_in_onnx_export())
 
 
-def zero_margin(x: Tensor) -> Tensor:
-    """A captured (..., H + 1, W + 1) map with its margin (last row and column) set to 0.
+def exporting() -> bool:
+    """Whether ``torch.export`` (or the dynamo ONNX exporter) is capturing the model: stage maps
+    then carry a margin, see :func:`zero_margin`."""
+    return torch.compiler.is_exporting()
 
-    Captured stages carry maps one row and column larger than the image gives (the margin), so
-    that no size is 1 at any input size: a stage 4 map of 1 x 1 (a 32 x 32 image) would make
-    ``torch.export`` specialise. The margin holds no map token; a convolution, whose padding is
-    0 at the map's edge, must see it as 0.
+
+def zero_margin(x: Tensor) -> Tensor:
+    """An exported (..., H + 1, W + 1) map with its margin (last row and column) set to 0.
+
+    While exporting, stage maps are one row and column larger than the image gives (the
+    margin), so that no size is 1 at any input size: ``torch.export`` may not guard on a size
+    being 1 (a 32 x 32 image gives stage 4 a 1 x 1 map), and every convolution, broadcast and
+    contiguity check would. ``torch.compile`` may guard (it recompiles for such sizes), and the
+    legacy exporter records no guards, so they go without: the margin costs compiled CPU
+    inference 20-30% at 800 x 1216. The margin holds no map token; a convolution, whose
+    padding is 0 at the map's edge, must see it as 0.
     """
     h, w = x.shape[-2:]
     keep = ((torch.arange(h, device=x.device) < h - 1)[:, None]
@@ -97,7 +106,7 @@ def zero_margin(x: Tensor) -> Tensor:
 
 
 def drop_margin(x: Tensor) -> Tensor:
-    """A captured (..., H + 1, W + 1) map less its margin (see :func:`zero_margin`).
+    """An exported (..., H + 1, W + 1) map less its margin (see :func:`zero_margin`).
 
     Its H or W can be 1, and a tensor's contiguity depends on whether a size is 1, so
     ``torch.export`` would guard on it and reject inputs below 64 px. The result is a new
@@ -110,10 +119,8 @@ def drop_margin(x: Tensor) -> Tensor:
 
 
 def _size_oblivious_strides() -> ContextManager:
-    """torch's switch for size-oblivious reasoning (torch >= 2.7.1), while ``torch.export``
-    runs: ``torch.compile`` may guard (a size of 1 recompiles), and would split its graph at
-    the switch."""
-    if torch.compiler.is_exporting() and hasattr(fx_config, 'backed_size_oblivious'):
+    """torch's switch for size-oblivious reasoning (torch >= 2.7.1; before, nothing changes)."""
+    if hasattr(fx_config, 'backed_size_oblivious'):
         return fx_config.patch(backed_size_oblivious=True)
     return contextlib.nullcontext()
 
@@ -186,7 +193,7 @@ class AmplitudeCoolingLayer(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """(B, H, W, C) -> (B, H, W, C)."""
         x = x.permute(0, 3, 1, 2)
-        if capturing():   # the convolution's padding: the margin must read as 0
+        if exporting():   # the convolution's padding: the margin must read as 0
             x = zero_margin(x)
         return self.norm(self.conv(x).permute(0, 2, 3, 1))
 
@@ -255,7 +262,7 @@ class CrossScaleEmbedding(nn.Module):
         """Stem: (B, C, H, W) image; later: (B, H, W, C) tokens. Returns (B, H', W', C')."""
         if not self.is_stem:
             x = self.norm(x).permute(0, 3, 1, 2)
-        if capturing():   # zeros to the input's size + stride: the output gets a margin
+        if exporting():   # zeros to the input's size + stride: the output gets a margin
             margin = 0 if self.is_stem else 1
             x = F.pad(x if self.is_stem else zero_margin(x),
                       (0, self.stride - margin, 0, self.stride - margin))
@@ -280,7 +287,7 @@ class CrossFormerStage(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.cel(x)
-        if torch.compiler.is_exporting():
+        if exporting():
             # torch.export: the official whole-map rule as a branch of the graph.
             whole = torch.sym_min(*x.shape[1:3]) - 1 <= self.group_size   # less the margin
             return torch.cond(whole, self._whole_map_blocks, self._grouped_blocks, (x, ))
@@ -318,13 +325,14 @@ class CrossFormerStage(nn.Module):
         """
         kinds = ('sda', 'lda')[:len(self.blocks)]
         if capturing():   # whole: is the map one group? None: arithmetic on its size
-            h, w = x.shape[1] - 1, x.shape[2] - 1    # less the margin (see zero_margin)
+            margin = int(exporting())                # see zero_margin
+            h, w = x.shape[1] - margin, x.shape[2] - margin
             if whole is None and not torch.jit.is_tracing():
                 # torch.compile: a guard, so sizes recompile only where a stage's maps turn
                 # into or out of one whole-map group (torch.cond fails in compile today).
                 whole = bool(torch.sym_min(h, w) <= self.group_size)
             return [PaddedGrouping.build(kind, h, w, self.group_size, self.interval, x.device,
-                                         whole) for kind in kinds]
+                                         whole, margin) for kind in kinds]
         b, h, w = (int(s) for s in x.shape[:3])  # ints even while a FLOP counter traces
         return [Grouping.build(kind, h, w, self.group_size, self.interval, x.device, b)
                 for kind in kinds]
@@ -515,7 +523,7 @@ class CrossFormer(BaseModule):
             if i in self.out_indices:
                 out = x if self.out_norm_cfg is None else getattr(self, f'norm{i}')(x)
                 out = out.permute(0, 3, 1, 2)
-                outs.append(drop_margin(out) if capturing() else out.contiguous())
+                outs.append(drop_margin(out) if exporting() else out.contiguous())
         return tuple(outs)
 
     def _check_input(self, x: Tensor) -> None:

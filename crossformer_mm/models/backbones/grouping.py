@@ -155,12 +155,14 @@ class PaddedGrouping:
     """The official padded groups of H x W maps, for one graph that serves every input size.
 
     Every group has the shape (gh, gw): G x G, or (H + 1) x (W + 1) for a map no larger than G
-    in either direction (one whole-map group, plus padding). The map is padded at the bottom and right to whole spans
-    of gh * dilation rows and gw * dilation columns. ``rows`` / ``cols`` give the map position
-    of every (group, slot); ``padded`` marks the slots of padding (masked keys, dropped
-    queries; their position is 0, any map token would do), and ``inverse`` gives the (group,
-    slot) of every map token. Everything is integer arithmetic on the sizes, with no reshape of
-    a size-dependent dimension, so that a captured graph follows the input's size.
+    in either direction (one whole-map group, plus padding). The map is padded at the bottom
+    and right to whole spans of gh * dilation rows and gw * dilation columns. ``rows`` /
+    ``cols`` give the map position of every (group, slot); ``padded`` marks the slots of
+    padding (masked keys, dropped queries; their position is 0, any map token would do), and
+    ``inverse`` gives the (group, slot) of every token of the map, and of its margin if it has
+    one (see ``crossformer.zero_margin``). Everything is integer
+    arithmetic on the sizes, with no reshape of a size-dependent dimension, so that a captured
+    graph follows the input's size.
     """
     kind: str
     group_shape: Tuple[Size, Size]  # (gh, gw)
@@ -170,17 +172,19 @@ class PaddedGrouping:
     rows: Tensor                    # (groups, N): map row of each slot (0 on padding)
     cols: Tensor                    # (groups, N): map column of each slot (0 on padding)
     padded: Tensor                  # (groups, N) bool: the slots of padding
-    inverse: Tuple[Tensor, Tensor]  # (H, W) group and (H, W) slot of each map token
+    inverse: Tuple[Tensor, Tensor]  # (H, W) group and slot of each token (+ margin, if any)
 
     @staticmethod
     def build(kind: str, height: Size, width: Size, group_size: int, interval: int,
-              device: torch.device, whole: Optional[bool] = None) -> 'PaddedGrouping':
+              device: torch.device, whole: Optional[bool] = None,
+              margin: int = 0) -> 'PaddedGrouping':
         """SDA (``kind='sda'``) or LDA groups; a map no larger than G is one group.
 
         ``whole`` says whether the map is one group; ``None`` computes it from the sizes with
         arithmetic (for the legacy ONNX exporter, which records arithmetic on sizes but no
         control flow; dynamo instead branches with ``torch.cond``, as its symbolic shapes would
-        grow unwieldy with group shapes that are arithmetic on the sizes).
+        grow unwieldy with group shapes that are arithmetic on the sizes). ``margin``: the
+        rows and columns of the map past H and W (see ``crossformer.zero_margin``), 0 or 1.
         """
         dilation = 1 if kind == 'sda' else interval
         if whole is None:
@@ -212,10 +216,12 @@ class PaddedGrouping:
         col = (_mod(group // per_span, spans_w) * span_w + _mod(group, dilation))[:, None] \
             + (_mod(slot, gw) * dilation)[None, :]
         padded = (row >= height) | (col >= width)
-        # The (group, slot) of map token (r, c): the same decomposition read backwards. The
-        # margin row and column (see crossformer.zero_margin) take row and column 0's.
-        r = _mod(torch.arange(height + 1, device=device), height)[:, None]
-        c = _mod(torch.arange(width + 1, device=device), width)[None, :]
+        # The (group, slot) of map token (r, c): the same decomposition read backwards. A
+        # margin row and column take row and column 0's.
+        r = torch.arange(height + margin, device=device)[:, None]
+        c = torch.arange(width + margin, device=device)[None, :]
+        if margin:
+            r, c = _mod(r, height), _mod(c, width)
         r_in, c_in = _mod(r, span_h), _mod(c, span_w)      # within the span
         inv_group = ((r // span_h) * spans_w * per_span + _mod(r_in, dilation) * dilation
                      + (c // span_w) * per_span + _mod(c_in, dilation))

@@ -58,17 +58,20 @@ def onnx_runner(path):
     return lambda x: [torch.from_numpy(o) for o in session.run(None, {name: x.numpy()})]
 
 
+@pytest.mark.parametrize('margin', [False, True], ids=['compile-legacy', 'export'])
 @pytest.mark.parametrize('arch', [ARCH, dict(ARCH, depths=[2, 1, 4, 1], with_acl=True)],
                          ids=['sda-lda', 'acl'])
-def test_padded_path_equals_eager_and_oracle(monkeypatch, arch):
-    """The captured formulation (maps with a margin, padded groups), run eagerly, at sizes with
-    and without whole-map groups; with an ACL (stage 3), whose convolution reads the margin."""
+def test_padded_path_equals_eager_and_oracle(monkeypatch, arch, margin):
+    """The captured formulation (padded groups; while exporting, maps with a margin), run
+    eagerly, at sizes with and without whole-map groups; with an ACL (stage 3), whose
+    convolution must read the margin as 0."""
     m = model(arch)
     for b, h, w in [(1, 32, 200)] + SIZES:
         x = torch.randn(b, 3, h, w)
         with torch.no_grad():
             eager, oracle = m(x), OracleCrossFormer(m)(x)
             monkeypatch.setattr(cf_module, 'capturing', lambda: True)
+            monkeypatch.setattr(cf_module, 'exporting', lambda: margin)
             outs = m(x)
             monkeypatch.undo()
         for out, ref, ora in zip(outs, eager, oracle):
