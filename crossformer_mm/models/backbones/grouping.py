@@ -160,9 +160,8 @@ class PaddedGrouping:
     ``cols`` give the map position of every (group, slot); ``padded`` marks the slots of
     padding (masked keys, dropped queries; their position is 0, any map token would do), and
     ``inverse`` gives the (group, slot) of every token of the map, and of its margin if it has
-    one (see ``crossformer.zero_margin``). Everything is integer
-    arithmetic on the sizes, with no reshape of a size-dependent dimension, so that a captured
-    graph follows the input's size.
+    one (see ``crossformer.zero_margin``). Everything is integer arithmetic on the sizes, with
+    no reshape of a size-dependent dimension, so that a captured graph follows the input's size.
     """
     kind: str
     group_shape: Tuple[Size, Size]  # (gh, gw)
