@@ -1,11 +1,14 @@
 """Fixtures shared by the test modules, and the tools' modules importable as the tools import
 them (``tools/`` first on the path, as when a tool runs)."""
+import random
 import sys
 import types
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pytest
+import torch
 
 TOOLS = str(Path(__file__).resolve().parents[1] / 'tools')
 if TOOLS not in sys.path:
@@ -53,3 +56,15 @@ def official_imagenet_checkpoint(monkeypatch) -> Callable[[dict], dict]:
                 'config': config}
 
     return build
+
+
+@pytest.fixture(autouse=True)
+def _same_start_for_every_test():
+    """Every test starts from seed 0 and the process's thread count, whatever ran before it (a
+    tool's ``--threads 1`` sets the count for the whole process)."""
+    threads = torch.get_num_threads()
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    yield
+    torch.set_num_threads(threads)

@@ -6,6 +6,8 @@ import importlib.util
 import os
 import os.path as osp
 import pickle
+import re
+import socket
 import subprocess
 import sys
 import textwrap
@@ -392,9 +394,19 @@ IMPORT_SCRIPT = textwrap.dedent(r"""
 """)
 
 
-def test_import_changes_no_checkpoint_loading(tmp_path):
+@pytest.fixture
+def refused_url():
+    """An http URL on 127.0.0.1 whose port is bound but not listening while the test runs, so
+    that a connection is refused (a port assumed closed may be open)."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        yield f'http://127.0.0.1:{s.getsockname()[1]}/x.pth'
+
+
+def test_import_changes_no_checkpoint_loading(tmp_path, refused_url):
     env = dict(os.environ, HOME=str(tmp_path), TORCH_HOME=str(tmp_path / 'torch'))
-    proc = subprocess.run([sys.executable, '-c', IMPORT_SCRIPT], capture_output=True, text=True,
+    script = IMPORT_SCRIPT.replace('http://127.0.0.1:9/x.pth', refused_url)
+    proc = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
                           env=env, cwd=str(tmp_path), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     import json
@@ -402,7 +414,7 @@ def test_import_changes_no_checkpoint_loading(tmp_path):
     before, after = result['before'], result['after']
     assert before['loads'] == after['loads'] == {
         '~/model.pth': [0, 1, 2], str(tmp_path / 'model.pth'): [0, 1, 2],
-        'http://127.0.0.1:9/x.pth': 'URLError', '~/missing.pth': 'FileNotFoundError'}
+        refused_url: 'URLError', '~/missing.pth': 'FileNotFoundError'}
     assert before['schemes'] == after['schemes']
     # torch allows some builtins itself; the package adds exactly mmengine's classes.
     assert set(after['allowed']) - set(before['allowed']) == {
@@ -435,11 +447,11 @@ def test_pretrained_other_schemes_go_to_mmengines_loader(monkeypatch):
     torch.testing.assert_close(model.state_dict(), source, rtol=0, atol=0)
 
 
-def test_pretrained_unreachable_url_is_a_network_error(tmp_path, monkeypatch):
+def test_pretrained_unreachable_url_is_a_network_error(tmp_path, monkeypatch, refused_url):
     monkeypatch.setenv('TORCH_HOME', str(tmp_path))
-    with pytest.raises(ConnectionError, match=r'Could not fetch http://127\.0\.0\.1:9/x\.pth '
+    with pytest.raises(ConnectionError, match=rf'Could not fetch {re.escape(refused_url)} '
                        r'\(network error: .*refused'):
-        pretrained('http://127.0.0.1:9/x.pth')
+        pretrained(refused_url)
 
 
 @pytest.fixture

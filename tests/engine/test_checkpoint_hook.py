@@ -50,6 +50,7 @@ class RecordStart(Hook):
 def train(work_dir: str, hook_type: str, resume_from=None, name='run') -> None:
     data = [dict(inputs=torch.arange(4.) + i, targets=torch.tensor([1., -1.]) * i)
             for i in range(8)]
+    torch.manual_seed(0)  # the same initial weights in every run (the Runner seeds after)
     Runner(
         model=Toy(), work_dir=work_dir, experiment_name=f'{name}_{os.getpid()}',
         train_dataloader=DataLoader(data, batch_size=2, shuffle=False),
@@ -101,7 +102,9 @@ class Faults:
             return f
 
         def fault_fsync(fd):
-            self.event('fsync', str(fd)) and self.kill()
+            # What the descriptor is open on: a file, or a directory (recorded with a '/').
+            target = os.readlink(f'/proc/self/fd/{fd}')
+            self.event('fsync', target + '/' * osp.isdir(target)) and self.kill()
             real_fsync(fd)
 
         def fault_replace(src, dst):
@@ -118,7 +121,7 @@ class Faults:
 
     def event(self, kind: str, path: str) -> bool:
         """Record an operation; True if the process is to die at it."""
-        self.events.append((kind, osp.basename(path)))
+        self.events.append((kind, osp.basename(path.rstrip('/')) + '/' * path.endswith('/')))
         return len(self.events) == self.kill_at
 
     def kill(self) -> None:
@@ -170,16 +173,23 @@ def reference(tmp_path_factory):
     assert in_child(work_dir, faults=Faults(log=log)) == 0
     with open(log) as f:
         events = [tuple(e) for e in json.load(f)]
-    return weights(osp.join(work_dir, f'iter_{MAX_ITERS}.pth')), events
+    return weights(osp.join(work_dir, f'iter_{MAX_ITERS}.pth')), events, work_dir
 
 
 def test_the_writes_go_to_a_part_file_then_are_renamed(reference):
-    _, events = reference
-    # One save after the first: the checkpoint, its pointer, then the old checkpoint removed.
-    assert events[8:17] == [
-        ('write', 'iter_2.pth.part'), ('fsync', events[9][1]), ('replace', 'iter_2.pth'),
-        ('fsync', events[11][1]), ('write', 'last_checkpoint.part'), ('fsync', events[13][1]),
-        ('replace', 'last_checkpoint'), ('fsync', events[15][1]), ('remove', 'iter_1.pth')]
+    """Each file is fsync'ed before its rename, the directory after it; the old checkpoint is
+    removed last."""
+    _, events, work_dir = reference
+    directory = osp.basename(work_dir) + '/'
+
+    def save(step):
+        return [('write', f'iter_{step}.pth.part'), ('fsync', f'iter_{step}.pth.part'),
+                ('replace', f'iter_{step}.pth'), ('fsync', directory),
+                ('write', 'last_checkpoint.part'), ('fsync', 'last_checkpoint.part'),
+                ('replace', 'last_checkpoint'), ('fsync', directory)]
+
+    assert events[:8] == save(1)
+    assert events[8:17] == save(2) + [('remove', 'iter_1.pth')]
     assert len(events) == 8 + 9 * (MAX_ITERS - 1)
 
 
@@ -192,7 +202,7 @@ def kill_points(events):
 
 
 def test_kill_9_at_every_write_step_leaves_a_checkpoint_that_resumes(reference, tmp_path):
-    final, events = reference
+    final, events, _ = reference
     points = kill_points(events)
     lost = 0
     for n, (kill_at, keep) in enumerate(points):
@@ -311,3 +321,38 @@ def test_the_previous_best_checkpoint_is_removed_after_the_new_one(tmp_path, mon
                     ('remove', 'best_score_iter_1.pth')]
     assert sorted(f for f in os.listdir(tmp_path) if f.endswith('.pth')) == [
         'best_score_iter_2.pth', 'iter_1.pth', 'iter_2.pth']
+
+
+def test_other_storage_falls_back_to_checkpoint_hooks_writes_with_a_warning(tmp_path,
+                                                                            monkeypatch, caplog):
+    """backend_args naming another backend: CheckpointHook's writes (in place, the oldest file
+    removed first), and a warning that says so."""
+    done = []
+    replace, remove = os.replace, os.remove
+    monkeypatch.setattr(os, 'replace', lambda a, b: done.append(('replace', osp.basename(b)))
+                        or replace(a, b))
+    monkeypatch.setattr(os, 'remove', lambda p: done.append(('remove', osp.basename(p)))
+                        or remove(p))
+    data = [dict(inputs=torch.ones(4), targets=torch.zeros(2))] * 4
+    runner = Runner(
+        model=Toy(), work_dir=str(tmp_path), experiment_name='other_storage',
+        train_dataloader=DataLoader(data, batch_size=2),
+        train_cfg=dict(by_epoch=False, max_iters=2),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+        default_hooks=dict(checkpoint=dict(type='AtomicCheckpointHook', interval=1,
+                                           by_epoch=False, max_keep_ckpts=1,
+                                           backend_args=dict(backend='local'))),
+        default_scope='mmengine')
+    runner.logger.addHandler(caplog.handler)
+    try:
+        runner.train()
+    finally:
+        runner.logger.removeHandler(caplog.handler)
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelname == 'WARNING' and 'AtomicCheckpointHook' in r.getMessage()]
+    assert warnings == [
+        f'AtomicCheckpointHook: {tmp_path} is not written through the local file system '
+        '(backend_args, file_client_args or a URL), so checkpoints are written as '
+        'CheckpointHook writes them, not atomically']
+    assert done == [('remove', 'iter_1.pth')]  # no renames of .part files
+    assert sorted(f for f in os.listdir(tmp_path) if 'iter_' in f) == ['iter_2.pth']

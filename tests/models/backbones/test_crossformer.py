@@ -127,6 +127,32 @@ def test_batch_elements_are_independent():
         torch.testing.assert_close(a[1:2], b, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize('name, preset', [('Tiny', 't'), ('S', 's'), ('PP-Small', 'pp-s')])
+def test_arch_aliases_and_case(name, preset):
+    def arch(model):
+        return (model.embed_dims, model.depths, model.num_heads, model.group_size,
+                model.interval, model.with_acl)
+
+    assert arch(CrossFormer(name)) == arch(CrossFormer(preset)) == \
+        tuple(CrossFormer.arch_zoo[preset].values())
+
+
+def test_negative_out_indices_count_from_the_last_stage():
+    model = CrossFormer(TINY, out_indices=(-1, 1))
+    assert model.out_indices == (3, 1)
+    outs = model(torch.randn(1, 3, 64, 64))
+    assert [o.shape[1] for o in outs] == [32, 128]  # in stage order
+
+
+def test_in_channels():
+    model = CrossFormer(TINY, in_channels=4)
+    assert [conv.in_channels for conv in model.stages[0].cel.projs] == [4] * 4
+    assert [o.shape[1] for o in model(torch.randn(1, 4, 64, 64))] == [16, 32, 64, 128]
+    with pytest.raises(ValueError, match=r'expects \(B, 4, H, W\) images, got shape '
+                       r'\(1, 3, 64, 64\)'):
+        model(torch.randn(1, 3, 64, 64))
+
+
 def test_out_indices_and_out_norms():
     model = CrossFormer(TINY, out_indices=(1, 3), out_norm_cfg=dict(type='LN'))
     outs = model(torch.randn(1, 3, 64, 64))
@@ -167,9 +193,10 @@ def test_with_cp_gives_the_same_gradients():
 
 
 def test_drop_path_rate_rises_linearly():
+    """Block k of the 5 gets 0.3 * k / 4, across the stages."""
     model = CrossFormer(TINY, drop_path_rate=0.3)
     rates = [b.drop_path.drop_prob for s in model.stages for b in s.blocks]
-    assert rates[0] == 0 and abs(rates[-1] - 0.3) < 1e-6 and rates == sorted(rates)
+    assert rates == pytest.approx([0.3 * k / 4 for k in range(5)], abs=1e-7)
 
 
 def test_forward_does_not_change_the_module():
@@ -201,8 +228,10 @@ def test_train_mode():
             assert param.grad.abs().sum() > 0, name
 
 
-@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
-def test_autocast(dtype):
+@pytest.mark.parametrize('dtype, tolerance', [(torch.bfloat16, 0.05), (torch.float16, 0.01)])
+def test_autocast(dtype, tolerance):
+    """Close to float32 as the converted models of test_precision.py are, relative to the
+    output's largest value."""
     model = CrossFormer(TINY_PP).eval()
     x = torch.randn(1, 3, 70, 90)  # groups of several shapes in a stage
     with torch.no_grad():
@@ -211,7 +240,7 @@ def test_autocast(dtype):
             low = model(x)
     for a, b in zip(ref, low):
         assert b.dtype == dtype and torch.isfinite(b).all()
-        assert (a - b.float()).abs().max() < 0.1 * a.abs().max()
+        assert (a - b.float()).abs().max() < tolerance * a.abs().max()
 
 
 def test_groupings_built_once_per_geometry(monkeypatch):
