@@ -42,6 +42,32 @@ def add_common_args(parser: argparse.ArgumentParser, launcher: bool = True) -> N
                             help=argparse.SUPPRESS)
 
 
+def add_amp_arg(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--amp [fp16|bf16]``: reduced precision, see :func:`amp_dtype`."""
+    parser.add_argument(
+        '--amp', nargs='?', const='auto', choices=('auto', 'fp16', 'bf16'),
+        metavar='{fp16,bf16}', help=f'{what}: fp16 by default on CUDA, bf16 on CPU')
+
+
+def amp_dtype(choice: str) -> str:
+    """The dtype of ``--amp``: the one named, else fp16 on CUDA and bf16 on CPU."""
+    if choice != 'auto':
+        return choice
+    return 'fp16' if torch.cuda.is_available() else 'bf16'
+
+
+def set_backbone_dtype(cfg: Config, dtype: str) -> None:
+    """Have the config's CrossFormer compute in ``dtype`` (``model.backbone.compute_dtype``): it
+    returns float32 maps, so heads and mmcv's ops (float32 only on CPU) run as they are."""
+    backbone = cfg.model.get('backbone') or {}
+    kind = backbone.get('type')
+    name = kind if isinstance(kind, str) else getattr(kind, '__name__', repr(kind))
+    if name.split('.')[-1] != 'CrossFormer':
+        raise CommandLineError(f'--amp {dtype} computes model.backbone in {dtype}, which needs a '
+                               f'CrossFormer backbone; this config has {name}')
+    backbone.compute_dtype = dtype
+
+
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     """Read a config and merge ``--cfg-options`` as mmengine does (see :func:`check_key`)."""
     if not osp.isfile(path):

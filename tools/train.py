@@ -1,8 +1,8 @@
 """Train a model from a config of this repository, whatever its toolbox (mmdet, mmseg, mmpretrain).
 
-    python tools/train.py configs/mask_rcnn_crossformer_s_1x.py [--work-dir DIR] [--amp]
-        [--resume [CHECKPOINT] [--overwrite-checkpoints]] [--cfg-options KEY=VALUE ...]
-        [--launcher pytorch]
+    python tools/train.py configs/mask_rcnn_crossformer_s_1x.py [--work-dir DIR]
+        [--amp [fp16|bf16]] [--resume [CHECKPOINT] [--overwrite-checkpoints]]
+        [--cfg-options KEY=VALUE ...] [--launcher pytorch]
 """
 import argparse
 import logging
@@ -11,16 +11,17 @@ from typing import Optional, Sequence
 import torch
 from mmengine.logging import print_log
 
-from cli import (CommandLineError, add_common_args, checked_checkpoint,
-                                load_config, run, run_cli, set_work_dir, setup_launcher)
-from crossformer_mm.engine.checkpoints import ResumeError, find_resume_checkpoint
+from cli import (CommandLineError, add_amp_arg, add_common_args, amp_dtype, checked_checkpoint,
+                 load_config, run, run_cli, set_backbone_dtype, set_work_dir, setup_launcher)
+from crossformer_mm.engine import ResumeError, find_resume_checkpoint
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a detector, segmentor or classifier')
     add_common_args(parser)
     parser.add_argument('--work-dir', help='where logs and checkpoints go')
-    parser.add_argument('--amp', action='store_true', help='automatic mixed precision (CUDA)')
+    add_amp_arg(parser, 'mixed precision; fp16: mmengine\'s AmpOptimWrapper (autocast and loss '
+                'scaling, CUDA), bf16: the backbone computes in bf16 (CPU or CUDA)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate by the actual total batch size')
     parser.add_argument(
@@ -52,11 +53,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     cfg = load_config(args.config, args.cfg_options)
     setup_launcher(cfg, args.launcher, args.local_rank)
     set_work_dir(cfg, args.work_dir, args.config)
-    if args.amp:
+    dtype = args.amp and amp_dtype(args.amp)
+    if dtype == 'fp16':  # fp16 gradients need loss scaling
         if not torch.cuda.is_available():
-            raise CommandLineError('--amp needs a CUDA device')
+            raise CommandLineError('--amp fp16 needs a CUDA device (loss scaling); on CPU use '
+                                   '--amp bf16')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
+    elif dtype == 'bf16':
+        set_backbone_dtype(cfg, dtype)
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             raise CommandLineError('--auto-scale-lr needs auto_scale_lr.base_batch_size in '

@@ -74,11 +74,6 @@ def test_test_tool_needs_an_existing_checkpoint(capsys):
         'error: checkpoint file not found: nope.pth'
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason='the CPU path')
-def test_amp_needs_cuda(capsys):
-    assert fails(capsys, 'train', RETINANET, '--amp') == 'error: --amp needs a CUDA device'
-
-
 def test_launcher_without_cuda_uses_gloo(monkeypatch):
     calls = []
     monkeypatch.setattr(cli.torch.cuda, 'is_available', lambda: False)

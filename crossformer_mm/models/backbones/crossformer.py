@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from torch.fx.experimental import _config as fx_config
 from torch.utils.checkpoint import checkpoint
 
+from . import precision
 from .grouping import Grouping, PaddedGrouping
 from .memory import attend, gelu_mlp, permute_tokens
 from .official_keys import official_to_ours
@@ -399,6 +400,10 @@ class CrossFormer(BaseModule):
         frozen_stages: freeze stage 1's CEL (0) and the first k stages (k >= 1); -1 freezes
             nothing. Frozen parts stay in eval mode and get no gradients.
         with_cp: activation checkpointing of every block during training.
+        compute_dtype: ``'bfloat16'`` or ``'float16'`` (also ``'bf16'``, ``'fp16'``): compute
+            under autocast to that dtype and return the maps in the input's dtype (float32),
+            for inference and training, on CPU and CUDA (see :mod:`.precision`); ``None``
+            computes in the parameters' dtype. ONNX exports ignore it.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH)`` loads an official ImageNet,
             mmdet 2.x or mmseg 0.x checkpoint as it is, or one of this package.
     """
@@ -429,6 +434,7 @@ class CrossFormer(BaseModule):
                  out_norm_cfg: Optional[dict] = None,
                  frozen_stages: int = -1,
                  with_cp: bool = False,
+                 compute_dtype: Optional[str] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         arch = self._resolve_arch(arch, group_size, interval)
@@ -439,6 +445,8 @@ class CrossFormer(BaseModule):
         self.interval: List[int] = arch['interval']
         self.with_acl: bool = arch['with_acl']
         self.in_channels = in_channels
+        self.compute_dtype = compute_dtype
+        self._autocast_dtype = precision.resolve_dtype(compute_dtype)
         self.out_indices = self._check_out_indices(out_indices)
         if not -1 <= _integer('frozen_stages', frozen_stages) <= NUM_STAGES:
             raise ValueError(f'frozen_stages must be in [-1, {NUM_STAGES}], got {frozen_stages}')
@@ -515,6 +523,14 @@ class CrossFormer(BaseModule):
 
     def forward(self, x: Tensor) -> tuple:
         """(B, C, H, W) images -> the (B, C_i, H_i, W_i) maps of the stages in out_indices."""
+        dtype = self._autocast_dtype
+        if dtype is None or torch.onnx.is_in_onnx_export():
+            return self._forward(x)
+        with precision.autocast(x.device.type, dtype):
+            outs = self._forward(x)
+        return tuple(out.to(x.dtype) for out in outs)
+
+    def _forward(self, x: Tensor) -> tuple:
         if not torch.jit.is_tracing():   # traced sizes would fix the check at the example's
             self._check_input(x)
         outs = []

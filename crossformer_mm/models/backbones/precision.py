@@ -20,7 +20,7 @@ DTYPES = {'float16': torch.float16, 'fp16': torch.float16,
 NATIVE_FLAGS = {torch.bfloat16: ('avx512_bf16', 'amx_bf16', 'bf16'),
                 torch.float16: ('avx512_fp16', 'amx_fp16', 'asimdhp')}
 
-_warned = set()
+_checked = set()  # the dtypes warn_if_emulated has looked up
 
 
 def resolve_dtype(name: Optional[str]) -> Optional[torch.dtype]:
@@ -49,12 +49,12 @@ def cpu_flags() -> Optional[FrozenSet[str]]:
 
 def warn_if_emulated(dtype: torch.dtype) -> None:
     """Warn, once per dtype, that this CPU has none of the instructions of ``dtype``."""
-    if dtype in _warned:
+    if dtype in _checked:
         return
+    _checked.add(dtype)
     flags = cpu_flags()
     if flags is None or flags & set(NATIVE_FLAGS[dtype]):
         return
-    _warned.add(dtype)
     name = str(dtype).replace('torch.', '')
     warnings.warn(
         f'CrossFormer computes in {name} on a CPU without {name} instructions (none of '
@@ -64,7 +64,8 @@ def warn_if_emulated(dtype: torch.dtype) -> None:
 
 
 def autocast(device_type: str, dtype: torch.dtype) -> ContextManager:
-    """``torch.autocast`` to ``dtype`` on ``device_type``, after :func:`warn_if_emulated` on CPU."""
-    if device_type == 'cpu':
+    """``torch.autocast`` to ``dtype`` on ``device_type``, after :func:`warn_if_emulated` on CPU
+    (not while ``torch.compile`` traces: reading /proc/cpuinfo would break the graph)."""
+    if device_type == 'cpu' and not torch.compiler.is_compiling():
         warn_if_emulated(dtype)
     return torch.autocast(device_type, dtype=dtype)
