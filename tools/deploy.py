@@ -5,7 +5,7 @@
 
 Works for a classifier (mmpretrain), a detector (mmdet) or a segmentor (mmseg). The graph
 takes the image batch the model sees after its data preprocessor (normalised, padded) and
-returns the outputs before post-processing (see :mod:`crossformer_mm.export`). ``--fold-dpb``
+returns the outputs before post-processing (see :mod:`crossformer_mm.deploy.export`). ``--fold-dpb``
 first folds the dynamic position biases into tables for ``--shape``
 (:func:`crossformer_mm.deploy.fold_position_bias`), so the graph is static. The check runs
 both on random inputs of the export shape (and, with ``--dynamic``, of other sizes and batch)
@@ -90,7 +90,7 @@ def require(module: str, what: str) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> list:
-    """Export and check; returns the comparisons (:class:`crossformer_mm.export.Comparison`)."""
+    """Export and check; returns the comparisons (:class:`crossformer_mm.deploy.Comparison`)."""
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)
     if args.checkpoint is not None and not osp.isfile(args.checkpoint):
@@ -111,8 +111,7 @@ def main(argv: Optional[Sequence[str]] = None) -> list:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from crossformer_mm.deploy import fold_position_bias
-    from crossformer_mm.export import compare_onnxruntime, export_onnx
+    from crossformer_mm.deploy import compare_onnxruntime, export_onnx, fold_position_bias
     model = build(cfg, args.checkpoint)
     exported = fold_position_bias(copy.deepcopy(model), [shape]) if args.fold_dpb else model
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
@@ -132,7 +131,7 @@ def main(argv: Optional[Sequence[str]] = None) -> list:
 def build(cfg, checkpoint: Optional[str]):
     """The config's model with the checkpoint's weights; unreadable files in one line."""
     from crossformer_mm.checkpoint import NotACheckpointError, UnsafeCheckpointError
-    from crossformer_mm.export import build_model
+    from crossformer_mm.deploy import build_model
     try:
         return build_model(cfg, checkpoint)
     except (NotACheckpointError, UnsafeCheckpointError) as err:
@@ -157,7 +156,7 @@ def run_mmdeploy(args: argparse.Namespace, cfg) -> list:
         torch.set_num_threads(args.threads)
     from mmengine.config import Config
 
-    from crossformer_mm.export import mmdeploy_export
+    from crossformer_mm.deploy import mmdeploy_export
     shape = export_shape(args.shape, cfg.get('default_scope')) if args.shape else None
     names, results = mmdeploy_export(Config.fromfile(args.mmdeploy), cfg, args.out,
                                     args.checkpoint, shape, args.runs)

@@ -1,8 +1,11 @@
+from .checkpoint_fit_hook import CheckpointFitHook, CheckpointMismatchError, state_dict_mismatch
 from .checkpoint_hook import AtomicCheckpointHook
-from .checkpoints import ResumeError, find_resume_checkpoint, state_dict_mismatch
-from .hooks import CheckpointFitHook, CheckpointMismatchError, RandomStateHook
+from .optimizers import BackboneLayerDecayOptimWrapperConstructor
+from .random_state_hook import RandomStateHook
+from .resume import ResumeError, find_resume_checkpoint
 
 __all__ = [
-    'AtomicCheckpointHook', 'CheckpointFitHook', 'CheckpointMismatchError', 'RandomStateHook',
-    'ResumeError', 'find_resume_checkpoint', 'state_dict_mismatch'
+    'AtomicCheckpointHook', 'BackboneLayerDecayOptimWrapperConstructor', 'CheckpointFitHook',
+    'CheckpointMismatchError', 'RandomStateHook', 'ResumeError', 'find_resume_checkpoint',
+    'state_dict_mismatch'
 ]

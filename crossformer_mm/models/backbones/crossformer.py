@@ -12,10 +12,13 @@ The paper's parts, one class each:
 * ACL, :class:`AmplitudeCoolingLayer` (CrossFormer++): a depth-wise convolution and a LayerNorm
   after every third block that keep activations from growing with depth.
 * PGS (CrossFormer++): a per-stage group size, which is simply the ``group_size`` list.
+
+Captured into a graph (``torch.compile``, ``torch.export``, ONNX), the model computes the same
+with the formulation of :mod:`.captured`, which serves every input size; each place where the
+two differ dispatches to it in one line (``captured.capturing()`` or ``captured.exporting()``).
 """
-import contextlib
 import numbers
-from typing import ContextManager, Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -25,11 +28,11 @@ from mmengine.model import BaseModule
 from mmengine.model.weight_init import constant_init, trunc_normal_init
 from mmengine.registry import MODELS
 from torch import Tensor, nn
-from torch.fx.experimental import _config as fx_config
 from torch.utils.checkpoint import checkpoint
 
-from . import precision
-from .grouping import Grouping, PaddedGrouping
+from . import captured, precision
+from .captured import PaddedGrouping
+from .grouping import Grouping
 from .memory import attend, gelu_mlp, permute_tokens
 from .official_keys import official_to_ours
 
@@ -52,83 +55,8 @@ class DynamicPositionBias(nn.Module):
     def forward(self, grouping: Union[Grouping, PaddedGrouping]) -> Tensor:
         """The (heads, num_offsets) bias of every relative offset of ``grouping``'s groups."""
         x = self.proj(grouping.offsets.to(self.proj.weight.dtype))
-        if not capturing():
-            return self.layers(x).t()
-        for norm, relu, linear in self.layers:
-            x = linear(relu(_two_pass_layer_norm(x, norm)))
+        x = captured.dpb_mlp(self.layers, x) if captured.capturing() else self.layers(x)
         return x.t()
-
-
-def _two_pass_layer_norm(x: Tensor, norm: nn.LayerNorm) -> Tensor:
-    """``norm(x)`` with the variance taken of ``x - mean``, in plain ops.
-
-    ONNX Runtime's LayerNormalization (opset 17+, both exporters) takes the variance as
-    ``mean(x^2) - mean(x)^2``. DPB's LayerNorms have few features (dim / 16: 2 for a stage of
-    32 channels) and inputs that grow with the offsets, so for two nearly equal features this
-    cancels to a negative variance larger than ``eps`` and the bias turns NaN: a whole-map
-    group of 9 x 25 tokens (offsets up to 24) does it. The two-pass variance cannot be
-    negative; the graph stays as cheap (DPB runs on the offsets, not on the tokens).
-    """
-    x = x - x.mean(-1, keepdim=True)
-    x = x * torch.rsqrt((x * x).mean(-1, keepdim=True) + norm.eps)
-    return x * norm.weight + norm.bias
-
-
-def capturing() -> bool:
-    """Whether the model is being captured into a graph (``torch.compile``, ``torch.export``,
-    the dynamo or the legacy ONNX exporter) that should serve other input sizes than the one
-    it sees: stages then group with a :class:`PaddedGrouping` (see :class:`CrossFormerStage`).
-    Plain ``torch.jit.trace``, which FLOP counters use, is not: it sees the eager path."""
-    return (torch.compiler.is_compiling() or torch.compiler.is_exporting()
-            or torch.onnx.is_in_onnx_export())
-
-
-def exporting() -> bool:
-    """Whether ``torch.export`` (or the dynamo ONNX exporter) is capturing the model: stage maps
-    then carry a margin, see :func:`zero_margin`."""
-    return torch.compiler.is_exporting()
-
-
-def zero_margin(x: Tensor) -> Tensor:
-    """An exported (..., H + 1, W + 1) map with its margin (last row and column) set to 0.
-
-    While exporting, stage maps are one row and column larger than the image gives (the
-    margin), so that no size is 1 at any input size: ``torch.export`` may not guard on a size
-    being 1 (a 32 x 32 image gives stage 4 a 1 x 1 map), and every convolution, broadcast and
-    contiguity check would. ``torch.compile`` may guard (it recompiles for such sizes), and the
-    legacy exporter records no guards, so they go without: the margin costs compiled CPU
-    inference 20-30% at 800 x 1216. The margin holds no map token; a convolution, whose
-    padding is 0 at the map's edge, must see it as 0.
-    """
-    h, w = x.shape[-2:]
-    keep = ((torch.arange(h, device=x.device) < h - 1)[:, None]
-            & (torch.arange(w, device=x.device) < w - 1)[None, :])
-    return x * keep.to(x.dtype)
-
-
-def drop_margin(x: Tensor) -> Tensor:
-    """An exported (..., H + 1, W + 1) map less its margin (see :func:`zero_margin`).
-
-    Its H or W can be 1, and a tensor's contiguity depends on whether a size is 1, so
-    ``torch.export`` would guard on it and reject inputs below 64 px. The result is a new
-    contiguous tensor (a view's strides would be checked again after this op) whose strides are
-    taken size-obliviously (as if no size were 1): only this op's metadata depends on it.
-    """
-    with _size_oblivious_strides():
-        x = x.index_select(-2, torch.arange(x.shape[-2] - 1, device=x.device))
-        return x.index_select(-1, torch.arange(x.shape[-1] - 1, device=x.device))
-
-
-def _size_oblivious_strides() -> ContextManager:
-    """torch's switch for size-oblivious reasoning (torch >= 2.7.1; before, nothing changes)."""
-    if hasattr(fx_config, 'backed_size_oblivious'):
-        return fx_config.patch(backed_size_oblivious=True)
-    return contextlib.nullcontext()
-
-
-def _masked_logit(dtype: torch.dtype) -> float:
-    """A logit whose softmax weight is exactly 0, as the official -1e6, within ``dtype``."""
-    return -1e6 if torch.finfo(dtype).max > 1e6 else -3e4
 
 
 class GroupAttention(nn.Module):
@@ -144,7 +72,7 @@ class GroupAttention(nn.Module):
     def forward(self, x: Tensor, grouping: Union[Grouping, PaddedGrouping]) -> Tensor:
         """(B, H, W, C) -> (B, H, W, C)."""
         if isinstance(grouping, PaddedGrouping):
-            return self._forward_padded(x, grouping)
+            return captured.padded_attention(self, x, grouping)
         shape, c, heads = x.shape, x.shape[-1], self.num_heads
         # The tokens in group order, so that every group is a contiguous run.
         qkv = self.qkv(permute_tokens(x.reshape(-1, c), grouping.order, grouping.inverse))
@@ -158,30 +86,6 @@ class GroupAttention(nn.Module):
         out = self.proj(outs[0] if len(outs) == 1 else torch.cat(outs))
         return permute_tokens(out, grouping.inverse, grouping.order).view(shape)
 
-    def _forward_padded(self, x: Tensor, grouping: PaddedGrouping) -> Tensor:
-        """(B, H, W, C) -> (B, H, W, C) over the official padded groups, with no size fixed.
-
-        The padded keys' mask rides along as one more channel of q (1) and k (the masked logit
-        on padding, 0 elsewhere), so that the attention keeps one (heads, N, N) bias for all
-        groups instead of a (groups, heads, N, N) mask; padded queries are never gathered back.
-        v gets a zero channel too and the bias a batch axis: with one head size for q, k and v
-        and a 4-D mask, PyTorch's fused CPU kernel runs instead of the math path.
-        """
-        b = x.shape[0]
-        heads = self.num_heads
-        head_dim = self.qkv.in_features // heads  # from the module: a size the tracer keeps fixed
-        qkv = self.qkv(x)[:, grouping.rows, grouping.cols]       # (B, groups, N, 3C)
-        q, k, v = qkv.unflatten(-1, (3, heads, head_dim)).permute(3, 0, 1, 4, 2, 5).unbind(0)
-        mask = grouping.padded.to(q.dtype) * _masked_logit(q.dtype)          # (groups, N)
-        mask = mask[None, :, None, :, None].expand(b, -1, heads, -1, -1)
-        out = F.scaled_dot_product_attention(   # 4-D for the exporters: (B * groups, heads, ...)
-            F.pad(q, (0, 1), value=1.).flatten(0, 1), torch.cat([k, mask], -1).flatten(0, 1),
-            F.pad(v, (0, 1)).flatten(0, 1),
-            attn_mask=self.dpb(grouping)[:, grouping.offset_index].to(q.dtype)[None],
-            scale=head_dim**-0.5)[..., :head_dim].unflatten(0, (b, -1))  # (B, groups, heads, N, d)
-        out = out.transpose(2, 3)[:, grouping.inverse[0], grouping.inverse[1]]
-        return self.proj(out.flatten(-2))
-
 
 class AmplitudeCoolingLayer(nn.Module):
     """ACL: depth-wise 3x3 convolution then LayerNorm, with no residual."""
@@ -194,8 +98,8 @@ class AmplitudeCoolingLayer(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """(B, H, W, C) -> (B, H, W, C)."""
         x = x.permute(0, 3, 1, 2)
-        if exporting():   # the convolution's padding: the margin must read as 0
-            x = zero_margin(x)
+        if captured.exporting():   # the convolution's padding: the margin must read as 0
+            x = captured.zero_margin(x)
         return self.norm(self.conv(x).permute(0, 2, 3, 1))
 
 
@@ -215,7 +119,7 @@ class CrossFormerFFN(nn.Module):
 
     def forward(self, x: Tensor, identity: Tensor) -> Tensor:
         fc1, fc2 = self.layers[0][0], self.layers[1]
-        if torch.jit.is_tracing() or capturing():
+        if torch.jit.is_tracing() or captured.capturing():
             out = fc2(F.gelu(fc1(x)))
         else:
             out = gelu_mlp(x.reshape(-1, x.shape[-1]), fc1, fc2).view(x.shape)
@@ -263,10 +167,8 @@ class CrossScaleEmbedding(nn.Module):
         """Stem: (B, C, H, W) image; later: (B, H, W, C) tokens. Returns (B, H', W', C')."""
         if not self.is_stem:
             x = self.norm(x).permute(0, 3, 1, 2)
-        if exporting():   # zeros to the input's size + stride: the output gets a margin
-            margin = 0 if self.is_stem else 1
-            x = F.pad(x if self.is_stem else zero_margin(x),
-                      (0, self.stride - margin, 0, self.stride - margin))
+        if captured.exporting():   # zeros to the input's size + stride: a margin out
+            x = captured.pad_with_margin(x, self.stride, self.is_stem)
         x = torch.cat([proj(x) for proj in self.projs], 1).permute(0, 2, 3, 1)
         return self.norm(x) if self.is_stem else x
 
@@ -288,20 +190,13 @@ class CrossFormerStage(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.cel(x)
-        if exporting():
-            # torch.export: the official whole-map rule as a branch of the graph.
-            whole = torch.sym_min(*x.shape[1:3]) - 1 <= self.group_size   # less the margin
-            return torch.cond(whole, self._whole_map_blocks, self._grouped_blocks, (x, ))
+        if captured.exporting():   # the whole-map rule as a branch of the graph
+            return captured.stage_blocks(self, x)
         return self.blocks_forward(x)
 
-    def _whole_map_blocks(self, x: Tensor) -> Tensor:
-        return self.blocks_forward(x, whole=True)
-
-    def _grouped_blocks(self, x: Tensor) -> Tensor:
-        return self.blocks_forward(x, whole=False)
-
     def blocks_forward(self, x: Tensor, whole: Optional[bool] = None) -> Tensor:
-        """The blocks on the CEL's (B, H, W, C) output; ``whole``: see :meth:`groupings`."""
+        """The blocks on the CEL's (B, H, W, C) output; ``whole``: whether the map is one
+        group, where a captured graph decides it (:func:`.captured.stage_blocks`)."""
         groupings = self.groupings(x, whole)
         for i, block in enumerate(self.blocks):
             grouping = groupings[i % 2]
@@ -317,23 +212,16 @@ class CrossFormerStage(nn.Module):
 
         Two formulations of the same official semantics. Eager: a :class:`Grouping`, which
         attends without padding (the last span's groups are smaller), the fastest; it is built
-        in Python from the concrete sizes. Captured (:func:`capturing`): a
-        :class:`PaddedGrouping`, constant G x G groups over the map padded to whole spans, with
-        the padded keys masked; its sizes are arithmetic on the input's, so one graph serves
-        every input size. Padding LDA spans to G * I costs eager inference too much at
-        detection sizes (e.g. 304 columns attend as 448 in stage 1 at 800 x 1216), hence two.
-        Both are tested equal to each other and to the official-style oracle.
+        in Python from the concrete sizes. Captured: a :class:`~.captured.PaddedGrouping`,
+        constant G x G groups over the map padded to whole spans, with the padded keys
+        masked; its sizes are arithmetic on the input's, so one graph serves every input size.
+        Padding LDA spans to G * I costs eager inference too much at detection sizes (e.g. 304
+        columns attend as 448 in stage 1 at 800 x 1216), hence two. Both are tested equal to
+        each other and to the official-style oracle.
         """
         kinds = ('sda', 'lda')[:len(self.blocks)]
-        if capturing():   # whole: is the map one group? None: arithmetic on its size
-            margin = int(exporting())                # see zero_margin
-            h, w = x.shape[1] - margin, x.shape[2] - margin
-            if whole is None and not torch.jit.is_tracing():
-                # torch.compile: a guard, so sizes recompile only where a stage's maps turn
-                # into or out of one whole-map group (torch.cond fails in compile today).
-                whole = bool(torch.sym_min(h, w) <= self.group_size)
-            return [PaddedGrouping.build(kind, h, w, self.group_size, self.interval, x.device,
-                                         whole, margin) for kind in kinds]
+        if captured.capturing():
+            return captured.padded_groupings(self, x, kinds, whole)
         b, h, w = (int(s) for s in x.shape[:3])  # ints even while a FLOP counter traces
         return [Grouping.build(kind, h, w, self.group_size, self.interval, x.device, b)
                 for kind in kinds]
@@ -539,7 +427,8 @@ class CrossFormer(BaseModule):
             if i in self.out_indices:
                 out = x if self.out_norm_cfg is None else getattr(self, f'norm{i}')(x)
                 out = out.permute(0, 3, 1, 2)
-                outs.append(drop_margin(out) if exporting() else out.contiguous())
+                outs.append(captured.drop_margin(out) if captured.exporting()
+                            else out.contiguous())
         return tuple(outs)
 
     def _check_input(self, x: Tensor) -> None:
@@ -568,6 +457,38 @@ class CrossFormer(BaseModule):
         super().train(mode)
         self._freeze_stages()
         return self
+
+    def get_layer_depth(self, param_name: str, prefix: str = '') -> tuple:
+        """The layer-wise lr decay depth of a parameter, and the number of depths, as mmpretrain's
+        ``SwinTransformer.get_layer_depth`` counts them (for its
+        ``LearningRateDecayOptimWrapperConstructor``).
+
+        Depths follow the order of computation: 0 is the stem (stage 1's CEL), then one depth per
+        block, stage after stage, and the top depth, ``sum(depths) + 1``, takes what runs after
+        the last block: the out norms ``norm{i}`` and any parameter whose name does not start
+        with ``prefix`` (a model's neck and heads). The CEL of stage i + 1 shares the depth of
+        stage i's last block: it runs between that block and the next stage's first, where Swin
+        merges patches, and Swin counts its patch merging with the block before it. An ACL
+        (CrossFormer++) runs at the end of its block, after the MLP, and so shares its depth.
+
+        Args:
+            param_name: the parameter's name in the model.
+            prefix: the backbone's name prefix in the model, e.g. ``'backbone.'``.
+
+        Returns:
+            (depth, number of depths).
+        """
+        num_layers = sum(self.depths) + 2
+        if not param_name.startswith(prefix):
+            return num_layers - 1, num_layers
+        parts = param_name[len(prefix):].split('.')
+        if parts[0] != 'stages':   # the out norms
+            return num_layers - 1, num_layers
+        stage = int(parts[1])
+        first = sum(self.depths[:stage])
+        if parts[2] == 'cel':
+            return first, num_layers
+        return first + int(parts[3]) + 1, num_layers   # stages.{stage}.blocks.{j}...
 
     def init_weights(self) -> None:
         """Truncated-normal init, or the checkpoint of ``init_cfg=dict(type='Pretrained')``: an

@@ -15,13 +15,12 @@ on the geometry only, so a stage builds each kind once per forward and all its b
 
 A Grouping is computed in Python from concrete sizes, so a captured graph (``torch.compile``,
 ``torch.export``, ONNX) would be pinned to the size it was captured at. While a model is being
-captured, stages use a :class:`PaddedGrouping` instead: the official padded layout (constant
-G x G groups over the map padded to whole spans, padded keys masked, padded queries dropped),
-built from the sizes with integer arithmetic only, so that one graph serves every input size.
+captured, stages use the official padded layout instead, built from the sizes with integer
+arithmetic only: :class:`~.captured.PaddedGrouping`.
 """
 import math
 from dataclasses import dataclass
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Tuple
 
 import torch
 from torch import Tensor
@@ -141,91 +140,3 @@ def _offset_index(shape: Tuple[int, int], full_shape: Tuple[int, int],
     y, x = token // gw, _mod(token, gw)
     rel_y, rel_x = y[:, None] - y[None, :], x[:, None] - x[None, :]
     return (rel_y + full_gh - 1) * (2 * full_gw - 1) + rel_x + full_gw - 1
-
-
-
-def _at_most(a: Size, b: Size) -> Size:
-    """1 if ``a <= b`` else 0, for positive ``a``, ``b``: ``2b // (a + b)``. Arithmetic, not a
-    comparison, so that a captured graph computes it instead of fixing it at capture time."""
-    return 2 * b // (a + b)
-
-
-@dataclass(frozen=True)
-class PaddedGrouping:
-    """The official padded groups of H x W maps, for one graph that serves every input size.
-
-    Every group has the shape (gh, gw): G x G, or (H + 1) x (W + 1) for a map no larger than G
-    in either direction (one whole-map group, plus padding). The map is padded at the bottom
-    and right to whole spans of gh * dilation rows and gw * dilation columns. ``rows`` /
-    ``cols`` give the map position of every (group, slot); ``padded`` marks the slots of
-    padding (masked keys, dropped queries; their position is 0, any map token would do), and
-    ``inverse`` gives the (group, slot) of every token of the map, and of its margin if it has
-    one (see ``crossformer.zero_margin``). Everything is integer arithmetic on the sizes, with
-    no reshape of a size-dependent dimension, so that a captured graph follows the input's size.
-    """
-    kind: str
-    group_shape: Tuple[Size, Size]  # (gh, gw)
-    dilation: Size                  # 1 for SDA and whole-map groups, I for LDA
-    offsets: Tensor                 # ((2gh-1)(2gw-1), 2) relative offsets (dy, dx), DPB's input
-    offset_index: Tensor            # (N, N): the offsets row of each (query, key) pair
-    rows: Tensor                    # (groups, N): map row of each slot (0 on padding)
-    cols: Tensor                    # (groups, N): map column of each slot (0 on padding)
-    padded: Tensor                  # (groups, N) bool: the slots of padding
-    inverse: Tuple[Tensor, Tensor]  # (H, W) group and slot of each token (+ margin, if any)
-
-    @staticmethod
-    def build(kind: str, height: Size, width: Size, group_size: int, interval: int,
-              device: torch.device, whole: Optional[bool] = None,
-              margin: int = 0) -> 'PaddedGrouping':
-        """SDA (``kind='sda'``) or LDA groups; a map no larger than G is one group.
-
-        ``whole`` says whether the map is one group; ``None`` computes it from the sizes with
-        arithmetic (for the legacy ONNX exporter, which records arithmetic on sizes but no
-        control flow; dynamo instead branches with ``torch.cond``, as its symbolic shapes would
-        grow unwieldy with group shapes that are arithmetic on the sizes). ``margin``: the
-        rows and columns of the map past H and W (see ``crossformer.zero_margin``), 0 or 1.
-        """
-        dilation = 1 if kind == 'sda' else interval
-        if whole is None:
-            whole_h, whole_w = _at_most(height, group_size), _at_most(width, group_size)
-            whole = whole_h + whole_w - whole_h * whole_w    # min(H, W) <= G
-            gh = group_size + whole * (height + 1 - group_size)
-            gw = group_size + whole * (width + 1 - group_size)
-            dilation = dilation - whole * (dilation - 1)
-        elif whole:
-            gh, gw, dilation = height + 1, width + 1, 1
-        else:
-            gh = gw = group_size
-        span_h, span_w = gh * dilation, gw * dilation
-        if whole is True:
-            spans_w = 1
-            groups = 1
-        else:
-            spans_w = (width + span_w - 1) // span_w
-            groups = (height + span_h - 1) // span_h * spans_w * dilation * dilation
-        # Groups in the official order: spans (row-major), then offsets within a span
-        # (row-major); slots row-major within a group. A whole-map group gets one more row and
-        # column of padding and the groups one more of padding only (it lands past the map), so
-        # that no size is 1 at any input size: dynamo would have to specialise on it.
-        group = torch.arange(groups + 1, device=device)
-        slot = torch.arange(gh * gw, device=device)
-        per_span = dilation * dilation
-        row = ((group // (spans_w * per_span)) * span_h
-               + _mod(group // dilation, dilation))[:, None] + (slot // gw * dilation)[None, :]
-        col = (_mod(group // per_span, spans_w) * span_w + _mod(group, dilation))[:, None] \
-            + (_mod(slot, gw) * dilation)[None, :]
-        padded = (row >= height) | (col >= width)
-        # The (group, slot) of map token (r, c): the same decomposition read backwards. A
-        # margin row and column take row and column 0's.
-        r = torch.arange(height + margin, device=device)[:, None]
-        c = torch.arange(width + margin, device=device)[None, :]
-        if margin:
-            r, c = _mod(r, height), _mod(c, width)
-        r_in, c_in = _mod(r, span_h), _mod(c, span_w)      # within the span
-        inv_group = ((r // span_h) * spans_w * per_span + _mod(r_in, dilation) * dilation
-                     + (c // span_w) * per_span + _mod(c_in, dilation))
-        inv_slot = r_in // dilation * gw + c_in // dilation
-        return PaddedGrouping(kind, (gh, gw), dilation, _offsets(gh, gw, device),
-                              _offset_index((gh, gw), (gh, gw), device),
-                              torch.where(padded, 0, row), torch.where(padded, 0, col), padded,
-                              (inv_group, inv_slot))

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import crossformer_mm.models.backbones.crossformer as cf_module
 from crossformer_mm import CrossFormer
+from crossformer_mm.models.backbones import captured
 from crossformer_mm.testing import OracleCrossFormer
 
 # Stage 1 has SDA and LDA (G * I = 16 does not divide most sizes below); stages 3 and 4 are one
@@ -70,8 +70,8 @@ def test_padded_path_equals_eager_and_oracle(monkeypatch, arch, margin):
         x = torch.randn(b, 3, h, w)
         with torch.no_grad():
             eager, oracle = m(x), OracleCrossFormer(m)(x)
-            monkeypatch.setattr(cf_module, 'capturing', lambda: True)
-            monkeypatch.setattr(cf_module, 'exporting', lambda: margin)
+            monkeypatch.setattr(captured, 'capturing', lambda: True)
+            monkeypatch.setattr(captured, 'exporting', lambda: margin)
             outs = m(x)
             monkeypatch.undo()
         for out, ref, ora in zip(outs, eager, oracle):
@@ -91,7 +91,7 @@ def test_legacy_onnx_dynamic_axes(tmp_path):
                           dynamic_axes={'x': {0: 'batch', 2: 'height', 3: 'width'}})
     # No value of the trace is fixed by our code: no tracer warning from the package's files
     # (matched by directory: a clone's own folder may be called crossformer_mm too).
-    package = str(Path(cf_module.__file__).parents[2]) + os.sep
+    package = str(Path(captured.__file__).parents[2]) + os.sep
     assert not [f'{w.filename}:{w.lineno}: {w.message}' for w in caught
                 if str(Path(w.filename).resolve()).startswith(package)]
     assert_equal_to_eager(m, onnx_runner(path))
@@ -120,20 +120,26 @@ def test_legacy_onnx_demo_arch_whole_map_changes(tmp_path, capture, sizes):
     assert_equal_to_eager(m, onnx_runner(path), sizes)
 
 
-def test_dynamo_onnx_dynamic_shapes(tmp_path):
-    pytest.importorskip('onnxscript')
+@pytest.fixture(scope='module')
+def exported():
+    """The model and one torch.export of it with free batch, height and width, shared by the
+    test of the program and the dynamo ONNX export (which converts the program)."""
     m = model()
-    path = tmp_path / 'backbone.onnx'
-    torch.onnx.export(m, (torch.randn(CAPTURE[0], 3, *CAPTURE[1:]), ), str(path), dynamo=True,
-                      input_names=['x'], dynamic_shapes=dims())
-    assert_equal_to_eager(m, onnx_runner(path))
-
-
-def test_torch_export_dynamic_batch_height_width():
-    m = model()
-    program = torch.export.export(m, (torch.randn(CAPTURE[0], 3, *CAPTURE[1:]), ),
+    return m, torch.export.export(m, (torch.randn(CAPTURE[0], 3, *CAPTURE[1:]), ),
                                   dynamic_shapes=dims())
+
+
+def test_torch_export_dynamic_batch_height_width(exported):
+    m, program = exported
     assert_equal_to_eager(m, program.module())
+
+
+def test_dynamo_onnx_dynamic_shapes(tmp_path, exported):
+    pytest.importorskip('onnxscript')
+    m, program = exported
+    path = tmp_path / 'backbone.onnx'
+    torch.onnx.export(program, (), str(path), dynamo=True, input_names=['x'])
+    assert_equal_to_eager(m, onnx_runner(path))
 
 
 def test_compile_dynamic_compiles_once():

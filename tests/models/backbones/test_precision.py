@@ -6,9 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import crossformer_mm.models.backbones.crossformer as cf_module
 from crossformer_mm import CrossFormer
-from crossformer_mm.models.backbones import precision
+from crossformer_mm.models.backbones import captured, precision
 from _reference import CASES
 from test_crossformer import load_golden
 
@@ -33,7 +32,7 @@ def test_converted_forward_close_to_float32(dtype, path, monkeypatch):
     m = model()
     x = torch.randn(2, 3, 100, 132)       # padded spans; stage 4 (3 x 4) is one whole-map group
     if path == 'captured':
-        monkeypatch.setattr(cf_module, 'capturing', lambda: True)
+        monkeypatch.setattr(captured, 'capturing', lambda: True)
     train = path.startswith('train')
     m.train(train)
     with torch.no_grad():

@@ -1,22 +1,17 @@
-"""Which checkpoint ``--resume`` continues from, and whether a checkpoint fits a model.
+"""Which checkpoint ``--resume`` continues from.
 
 mmengine resumes from the file that ``last_checkpoint`` names; without that file it logs
 "Auto resumed from the latest checkpoint None" and starts again from iteration 0, overwriting
 the checkpoints of the work dir. :func:`find_resume_checkpoint` falls back to the newest
 checkpoint that can be read, by the iteration it stores, and refuses to start over on top of
-checkpoints it cannot read. :func:`state_dict_mismatch` is the check ``tools/test.py`` makes
-before it evaluates: mmengine only warns when the weights do not fit, and then reports the
-score of a randomly initialised model.
+checkpoints it cannot read.
 """
 import glob
 import logging
 import os.path as osp
-import re
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
-import torch
 from mmengine.logging import print_log
-from mmengine.model import BaseTTAModel, is_model_wrapper
 
 from ..checkpoint import read_checkpoint
 
@@ -98,37 +93,3 @@ def _checkpoint_problem(checkpoint) -> Optional[str]:
     if 'optimizer' not in checkpoint:
         return 'it holds no optimizer state (saved for evaluation, not for resuming)'
     return None
-
-
-def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
-    """The model inside DDP-like wrappers and a test-time-augmentation model."""
-    while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
-        model = model.module
-    return model
-
-
-def state_dict_mismatch(model: torch.nn.Module, state: Dict[str, torch.Tensor],
-                        shown: int = 3) -> Optional[str]:
-    """What keeps ``state`` from loading into ``model`` exactly, in one line; None if it fits.
-
-    Names the first ``shown`` missing keys, unexpected keys and shape mismatches. Keys are
-    compared as mmengine loads them (``module.`` prefixes dropped; BatchNorm's
-    ``num_batches_tracked`` may be missing); non-persistent buffers, such as a data
-    preprocessor's mean and std, are not part of a state dict.
-    """
-    own = unwrap_model(model).state_dict()
-    state = {re.sub(r'^module\.', '', key): value for key, value in state.items()}
-    missing = [k for k in own if k not in state and not k.endswith('num_batches_tracked')]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f'{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}' for k in own
-              if k in state and hasattr(state[k], 'shape') and state[k].shape != own[k].shape]
-    parts = [_listed(n, what, names, shown) for n, what, names in (
-        (len(missing), 'missing key', missing), (len(unexpected), 'unexpected key', unexpected),
-        (len(shapes), 'shape mismatch (checkpoint vs model)', shapes)) if n]
-    return '; '.join(parts) or None
-
-
-def _listed(n: int, what: str, names: List[str], shown: int) -> str:
-    plural = what.replace('mismatch', 'mismatches') if 'mismatch' in what else what + 's'
-    more = f', ... ({n - shown} more)' if n > shown else ''
-    return f'{n} {what if n == 1 else plural}: {", ".join(names[:shown])}{more}'

@@ -1,4 +1,4 @@
-"""Training hooks."""
+"""Keeping the random state in checkpoints: :class:`RandomStateHook`."""
 import random
 from typing import Optional
 
@@ -6,8 +6,6 @@ import numpy as np
 import torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
-
-from .checkpoints import state_dict_mismatch
 
 
 def get_random_state() -> dict:
@@ -53,26 +51,3 @@ class RandomStateHook(Hook):
         if self._pending is not None and self._pending['iter'] == runner.iter:
             set_random_state(self._pending)
         self._pending = None
-
-
-class CheckpointMismatchError(ValueError):
-    """A checkpoint's weights do not fit the model it is loaded into."""
-
-
-@HOOKS.register_module()
-class CheckpointFitHook(Hook):
-    """Refuses a checkpoint whose weights do not fit the model, instead of mmengine's warning.
-
-    mmengine loads what matches and warns about the rest, so evaluating the wrong file reports
-    the score of a partly random model. ``tools/test.py`` adds this hook unless it is given
-    ``--allow-partial``; it raises :class:`CheckpointMismatchError` naming the first missing
-    and unexpected keys and shape mismatches.
-    """
-
-    priority = 'VERY_LOW'
-
-    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        state = checkpoint.get('state_dict', checkpoint)
-        mismatch = state_dict_mismatch(runner.model, state)
-        if mismatch is not None:
-            raise CheckpointMismatchError(mismatch)
