@@ -1,3 +1,3 @@
 _base_ = './_base_/cls_crossformer_in1k.py'
 
-model = dict(backbone=dict(arch='pp-h', drop_path_rate=0.7), head=dict(in_channels=1024))
+model = dict(backbone=dict(arch='pp-h', drop_path_rate=0.5), head=dict(in_channels=1024))

@@ -1,4 +1,5 @@
-# Mask R-CNN, CrossFormer++-B, 1x: the recipe and group sizes of mask_rcnn_crossformerpp_s_1x.py.
+# Mask R-CNN, CrossFormer++-B, 1x (no official config): the recipe and group sizes of its official
+# sibling mask_rcnn_crossformerpp_s_1x.py; drop path 0.3 as the official CrossFormer_B2 class.
 _base_ = './mask_rcnn_crossformerpp_s_1x.py'
 
 model = dict(

@@ -1,4 +1,5 @@
-# Mask R-CNN, CrossFormer++-B, 3x: the recipe and group sizes of mask_rcnn_crossformerpp_s_3x.py.
+# Mask R-CNN, CrossFormer++-B, 3x (no official config): the recipe and group sizes of
+# mask_rcnn_crossformerpp_s_3x.py; drop path 0.3 as the official CrossFormer_B2 class.
 _base_ = './mask_rcnn_crossformerpp_s_3x.py'
 
 model = dict(

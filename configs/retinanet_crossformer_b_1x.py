@@ -1,4 +1,9 @@
-# RetinaNet, CrossFormer-B, 1x: the recipe of retinanet_crossformer_s_1x.py; the 389.0G row.
+# RetinaNet, CrossFormer-B, 1x: the official config (retinanet_crossformer_b_fpn_1x_coco.py), the
+# recipe of retinanet_crossformer_s_1x.py with the official CrossFormer_B's drop path 0.3; the
+# 389.0G row.
 _base_ = './retinanet_crossformer_s_1x.py'
 
-model = dict(backbone=dict(arch='b', drop_path_rate=0.3, init_cfg=dict(checkpoint='checkpoints/crossformer-b.pth')))
+model = dict(
+    backbone=dict(
+        arch='b', drop_path_rate=0.3,
+        init_cfg=dict(checkpoint='checkpoints/crossformer-b.pth')))

@@ -1,4 +1,5 @@
-# RetinaNet, CrossFormer++-S, 1x: the recipe of retinanet_crossformer_s_1x.py.
+# RetinaNet, CrossFormer++-S, 1x: the official config
+# (crossformer_pp/retinanet_crossformerpp_s_fpn_1x_coco.py), CrossFormer-S's recipe.
 _base_ = ['./retinanet_crossformer_s_1x.py', './_base_/det_crossformerpp_s.py']
 
 model = dict(

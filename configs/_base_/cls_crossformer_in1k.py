@@ -1,7 +1,10 @@
-# ImageNet-1k recipe of the paper (section 5.1), which is Swin's: AdamW, lr 1e-3 at batch 1024,
-# weight decay 0.05, 300 epochs of cosine decay after 20 linear warm-up epochs, RandAugment,
-# Mixup 0.8, CutMix 1.0, random erasing 0.25, label smoothing 0.1, gradient clipping at 5.
-# Each variant sets its arch, its drop path rate and the head's input width.
+# ImageNet-1k recipe of the official code (config.py, main.py and each variant's yaml; the
+# paper's section 5.1), which is Swin's and mmpretrain's Swin recipe: AdamW, lr 1e-3 at batch
+# 1024 (8 GPUs x 128), weight decay 0.05 but none for 1-D parameters and biases, 300 epochs of
+# cosine decay to 1e-5 after 20 linear warm-up epochs from 1e-6, RandAugment, Mixup 0.8, CutMix
+# 1.0, random erasing 0.25, label smoothing 0.1, gradient clipping at 5, mixed precision (the
+# official `--amp-opt-level native`). Each variant sets its arch, its drop path rate (its yaml's)
+# and the head's input width.
 _base_ = [
     'mmpretrain::_base_/models/swin_transformer/tiny_224.py',
     'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
@@ -20,7 +23,7 @@ model = dict(
         out_norm_cfg=dict(type='LN'),
         init_cfg=None))  # trained from scratch
 
-optim_wrapper = dict(clip_grad=dict(max_norm=5.0))
+optim_wrapper = dict(type='AmpOptimWrapper', clip_grad=dict(max_norm=5.0))
 # Checkpoints complete or absent, even if the run is killed while it writes one.
 default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
 # Data loading errors name the file they come from.

@@ -1,7 +1,7 @@
 # What the configs of this repository share: the plugin import (the backbone, the hooks, e.g.
-# AtomicCheckpointHook, and the NameFilesOnError dataset type) and the CrossFormer-S backbone with its ImageNet-1k
-# checkpoint (the official file, see the README), as the variable `crossformer` that the
-# detection and segmentation configs use as `model.backbone`.
+# AtomicCheckpointHook, and the NameFilesOnError dataset type) and the CrossFormer-S backbone
+# with its ImageNet-1k checkpoint (the official file, see the README), as the variable
+# `crossformer` that the detection and segmentation configs use as `model.backbone`.
 custom_imports = dict(imports=['crossformer_mm'], allow_failed_imports=False)
 crossformer = dict(
     _delete_=True,

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = {'t': 'crossformer_t', 's': 'crossformer_s', 'b': 'crossformer_b',
            'l': 'crossformer_l', 'pp-s': 'crossformerpp_s', 'pp-b': 'crossformerpp_b',
            'pp-l': 'crossformerpp_l', 'pp-h': 'crossformerpp_h'}
-#: Table II of the paper: #Params (M), FLOPs (G), top-1 (%), drop path rate (sec. 5.1), and the
+#: Table II of the paper: #Params (M), FLOPs (G), top-1 (%), the official drop path rate, and the
 #: exact Params and official FLOPs count, from configs/metafile.yml.
 TABLE_II = {arch: (meta['Paper Params (M)'], meta['Paper FLOPs (G)'],
                    result['Metrics']['Top 1 Accuracy'], meta['Drop Path Rate'],
@@ -90,12 +90,15 @@ def flops_by_formula(model, official: bool, size: int = 224) -> int:
 
 @pytest.mark.parametrize('arch', list(CONFIGS))
 def test_recipe(arch):
-    """Section 5.1: AdamW lr 1e-3 at 1024, wd 0.05, 300 epochs, cosine after 20 warm-up."""
+    """The official recipe (sec. 5.1): AdamW lr 1e-3 at 1024, wd 0.05, 300 epochs, cosine after 20
+    warm-up epochs, gradient clipping at 5, mixed precision; each yaml's drop path rate."""
     _, cfg = build(arch)
     assert cfg.model.backbone.arch == arch
     assert cfg.model.backbone.drop_path_rate == TABLE_II[arch][3]
     opt = cfg.optim_wrapper.optimizer
     assert (opt.type, opt.lr, opt.weight_decay) == ('AdamW', 1e-3, 0.05)
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.optim_wrapper.clip_grad == dict(max_norm=5.0)
     assert cfg.train_dataloader.batch_size * 8 == cfg.auto_scale_lr.base_batch_size == 1024
     warmup, cosine = cfg.param_scheduler
     assert (warmup.type, warmup.end, cosine.type, cosine.begin) == \

@@ -1,10 +1,10 @@
 """COCO RetinaNet, Mask R-CNN and Cascade Mask R-CNN configs.
 
 Every config is built as it is (only its ImageNet checkpoint left out), its Params compared with
-Tables III and IV of the CrossFormer++ paper and the official README, its recipe with section
-5.2, and it runs one training step and one inference on small images. Counting FLOPs at the
-papers' 1280 x 800 takes one to several minutes per model on a CPU, so that test runs only with
-``CROSSFORMER_MM_FLOPS=1``.
+Tables III and IV of the CrossFormer++ paper and the official README, its recipe with the
+official configs' (field by field: test_official_recipes.py), and it runs one training step and
+one inference on small images. Counting FLOPs at the papers' 1280 x 800 takes one to several
+minutes per model on a CPU, so that test runs only with ``CROSSFORMER_MM_FLOPS=1``.
 """
 import os
 import os.path as osp
@@ -80,11 +80,14 @@ def test_recipe(name):
     assert cfg.custom_imports.imports == ['crossformer_mm']
     assert cfg.default_scope == 'mmdet'
     optimizer = cfg.optim_wrapper.optimizer
-    assert (optimizer.type, optimizer.lr, optimizer.weight_decay) == ('AdamW', 1e-4, 0.05)
+    # The official configs: weight decay 1e-4 on every parameter, 500 warm-up iterations.
+    assert (optimizer.type, optimizer.lr, optimizer.weight_decay) == ('AdamW', 1e-4, 1e-4)
+    assert 'paramwise_cfg' not in cfg.optim_wrapper and cfg.optim_wrapper.type == 'OptimWrapper'
     # 8 GPUs x 2 images.
     assert cfg.train_dataloader.batch_size * 8 == cfg.auto_scale_lr.base_batch_size == 16
     warmup, steps = cfg.param_scheduler
-    assert warmup.type == 'LinearLR' and not warmup.by_epoch
+    assert (warmup.type, warmup.start_factor, warmup.end, warmup.by_epoch) == \
+        ('LinearLR', 0.001, 500, False)
     three_x = name.endswith('_3x')
     assert cfg.train_cfg.max_epochs == steps.end == (36 if three_x else 12)
     assert steps.milestones == ([27, 33] if three_x else [8, 11])

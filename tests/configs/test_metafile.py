@@ -6,7 +6,9 @@ import pytest
 import yaml
 from mmengine.config import Config
 
-from zoo import METAFILE, ROOT, models
+from zoo import METAFILE, ROOT, models, recipe_cell
+
+RECORD = yaml.safe_load((ROOT / 'configs' / 'official_recipes.yml').read_text())
 
 TASKS = {'COCO': ('Object Detection', 'Instance Segmentation'),
          'ADE20K': ('Semantic Segmentation', ), 'ImageNet-1k': ('Image Classification', )}
@@ -73,7 +75,8 @@ def test_readme_zoo_agrees_with_the_metafile(name):
     row = readme_rows()[name]
     model = models()[name]
     meta = model['Metadata']
-    _, backbone, gi, paper_params, paper_flops, scores, params, flops = row
+    _, backbone, gi, paper_params, paper_flops, scores, params, flops, recipe = row
+    assert recipe == recipe_cell(name, RECORD['commits'])
     assert backbone == meta['Backbone']
     group_size, interval = (cells.split(',') for cells in gi.split(' / '))
     assert [int(g) for g in group_size] in ([meta['Group Size'][0]], meta['Group Size'])

@@ -29,3 +29,16 @@ def table(dataset: str) -> Dict[str, Tuple[Optional[float], ...]]:
 def metrics(name: str) -> dict:
     """The paper's scores of a config, e.g. ``{'box AP': 44.4}``."""
     return models()[name]['Results'][0]['Metrics']
+
+
+def recipe_cell(name: str, commits: Dict[str, str]) -> str:
+    """The README zoo's Recipe cell of a config: ``official`` or ``from <the official config>``,
+    linked to the official file at its recorded commit, or ``from <toolbox config>``."""
+    meta = models()[name]['Metadata']
+    recipe, changes = meta['Recipe'], meta.get('Recipe Changes')
+    if '::' in recipe:  # e.g. mmdet::mask2former/...: no official CrossFormer config
+        return f'from `{recipe}`'
+    branch, path = recipe.split(':', 1)
+    url = f'https://github.com/cheerss/CrossFormer/blob/{commits[branch][:7]}/{path}'
+    stem = path.rsplit('/', 1)[-1].rsplit('.', 1)[0]
+    return f'[official]({url})' if not changes else f'from [{stem}]({url})'
