@@ -3,7 +3,6 @@ the environment of a multi-process launch."""
 import importlib.util
 import os
 import os.path as osp
-import socket
 import sys
 
 import pytest
@@ -32,10 +31,11 @@ def fails(capsys, name: str, *argv: str) -> str:
 
 
 def dist_env() -> dict:
-    """The environment of a tools/dist_*.sh run: a free port, no GPU, and the interpreter that
-    runs the tests (the scripts otherwise take the checkout's .venv, which a clone tested with
+    """The environment of a tools/dist_*.sh run: no PORT (torchrun then binds a free port
+    itself, so that runs side by side cannot collide), no GPU, and the interpreter that runs
+    the tests (the scripts otherwise take the checkout's .venv, which a clone tested with
     ``make test VENV=...`` has not)."""
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
-    return dict(os.environ, PORT=str(port), CUDA_VISIBLE_DEVICES='', PYTHON=sys.executable)
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', PYTHON=sys.executable)
+    for key in ('PORT', 'NNODES', 'NODE_RANK', 'MASTER_ADDR', 'MASTER_PORT'):
+        env.pop(key, None)
+    return env

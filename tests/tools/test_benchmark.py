@@ -1,12 +1,18 @@
 """tools/benchmark.py on tiny inputs: settings, alternating timing, ratios, peak memory."""
+import multiprocessing
+import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parents[2] / 'tools'))
+from crossformer_mm import CrossFormer
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / 'tools'))
 import benchmark  # noqa: E402
 
 
@@ -19,17 +25,48 @@ def test_parse_setting():
         benchmark.parse_setting('fp32+fast')
 
 
-def test_compare_alternates_and_prints_ratios(capsys):
+def test_compare_alternates_the_settings_and_prints_their_ratios(monkeypatch, capsys):
+    """Warm-ups first, then A, B, A, B; each time is one step's, and the ratios are the medians
+    of the run-by-run ratios (steps and clock stand-ins, so the figures are exact)."""
+    clock, calls = [0.], []
+    seconds = {('infer', 'production'): 2**-8, ('infer', 'oracle+bf16'): 2**-9,
+               ('train', 'production'): 2**-7, ('train', 'oracle+bf16'): 2**-5}
+
+    def make_step(base, setting, mode, x):
+        assert (tuple(x.shape), setting) == ((1, 3, 64, 64), benchmark.parse_setting(setting.name))
+
+        def step():
+            calls.append((mode, setting.name))
+            clock[0] += seconds[mode, setting.name]
+        return step
+
+    monkeypatch.setattr(benchmark, 'make_step', make_step)
+    monkeypatch.setattr(benchmark, 'time', SimpleNamespace(perf_counter=lambda: clock[0]))
     results = benchmark.main(['t', '--shape', '64', '64', '--threads', '1', '--modes', 'infer',
-                              'train', '--warmup', '0', '--runs', '2', '--compare',
+                              'train', '--warmup', '1', '--runs', '2', '--compare',
                               'production', 'oracle+bf16'])
-    assert list(results) == ['infer', 'train']
-    for by_setting in results.values():
-        assert list(by_setting) == ['production', 'oracle+bf16']
-        assert all(len(times) == 2 and min(times) > 0 for times in by_setting.values())
+    assert calls == [(mode, name) for mode in ('infer', 'train')
+                     for name in ['production', 'oracle+bf16'] * 3]
+    assert results == {mode: {name: [seconds[mode, name]] * 2
+                              for name in ('production', 'oracle+bf16')}
+                       for mode in ('infer', 'train')}
     out = capsys.readouterr().out
-    assert 'ratios production / oracle+bf16' in out
-    assert 'train step' in out and 'img/s' in out
+    assert re.search(r'\ninference ms +production +3\.9  3\.906-3\.906 \(\+-0%\)  256 img/s', out)
+    assert 'ratios production / oracle+bf16 (median of run-by-run ratios):' in out
+    assert 'inference             2.000  (production runs at 0.50x the speed of oracle+bf16)' in out
+    assert 'train step            0.250  (production runs at 4.00x the speed of oracle+bf16)' in out
+
+
+def test_a_config_as_the_target_builds_its_backbone():
+    """Its model.backbone with random weights (the ImageNet checkpoint is not loaded), G and I
+    overridden by the options."""
+    config = str(ROOT / 'configs' / 'mask_rcnn_crossformer_s_1x.py')
+    backbone = benchmark.build_backbone(config, None, None, (64, 64))
+    assert type(backbone) is CrossFormer and backbone.init_cfg is None
+    assert (backbone.embed_dims, backbone.depths, backbone.group_size, backbone.interval) == (
+        96, [2, 2, 6, 2], [7, 7, 7, 7], [8, 4, 2, 1])
+    dense = benchmark.build_backbone(config, [14, 14, 7, 7], 16, (64, 64))
+    assert (dense.group_size, dense.interval) == ([14, 14, 7, 7], [16, 16, 16, 16])
 
 
 def test_peak_memory_sees_a_step_allocation():
@@ -43,9 +80,47 @@ def test_peak_memory_sees_a_step_allocation():
     assert 0.95 * size < peak < 1.5 * size  # resident pages, give or take the allocator's
 
 
-def test_memory_mode_runs_in_fresh_processes(capsys):
-    results = benchmark.main(['t', '--shape', '64', '64', '--threads', '1', '--modes',
-                              'memory'])
-    assert list(results) == ['memory infer', 'memory train']
-    assert results['memory train']['production'][0] > 0
-    assert 'peak mem train step' in capsys.readouterr().out
+def test_memory_mode_measures_each_setting_and_mode_in_a_spawned_process(monkeypatch, capsys):
+    """On CPU each measurement is one call of _memory_child in a new 'spawn' pool of one
+    process (a stand-in pool records them); the report prints the figures it returns in MiB."""
+    spawned = []
+
+    class Pool:
+
+        def __init__(self, method, processes):
+            self.method, self.processes = method, processes
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        def apply(self, fn, args):
+            spawned.append((self.method, self.processes, fn, args[1].name, args[2]))
+            return {'infer': 2.5, 'train': 3.}[args[2]] * 2**20 * (1 + len(spawned))
+
+    monkeypatch.setattr(benchmark, 'mp', SimpleNamespace(
+        get_context=lambda method: SimpleNamespace(Pool=lambda n: Pool(method, n))))
+    results = benchmark.main(['t', '--shape', '64', '64', '--modes', 'memory', '--compare',
+                              'production', 'oracle', '--memory-runs', '2'])
+    child = benchmark._memory_child
+    assert spawned == [('spawn', 1, child, name, mode) for mode in ('infer', 'train')
+                       for name in ('production', 'oracle') * 2]
+    assert results == {'memory infer': {'production': [5 * 2**20, 10 * 2**20],
+                                        'oracle': [7.5 * 2**20, 12.5 * 2**20]},
+                       'memory train': {'production': [18 * 2**20, 24 * 2**20],
+                                        'oracle': [21 * 2**20, 27 * 2**20]}}
+    out = capsys.readouterr().out
+    assert re.search(r'\npeak mem train step MiB +production +21\.0  18-24 \(\+-14%\)\n', out)
+    assert 'peak mem train step   0.873' in out  # median of 18 / 21 and 24 / 27
+
+
+def test_a_train_step_in_a_fresh_process_peaks_above_its_gradients():
+    """What the memory mode runs in its spawned process: the train step of CrossFormer-T at
+    64 x 64 holds a float32 gradient of every parameter at its peak."""
+    args = benchmark.parse_args(['t', '--shape', '64', '64', '--threads', '1'])
+    with multiprocessing.get_context('spawn').Pool(1) as pool:
+        peak = pool.apply(benchmark._memory_child,
+                          (args, benchmark.parse_setting('production'), 'train'))
+    assert peak > 4 * sum(p.numel() for p in CrossFormer('t').parameters())

@@ -278,14 +278,31 @@ def test_refuses_unsafe_pickle(tmp_path):
         read_checkpoint(str(src), progress=True)
 
 
-def test_progress_on_large_files(tmp_path, monkeypatch, capsys):
+def test_progress_on_large_files(tmp_path, monkeypatch):
     """Above the size threshold the file is read through a progress bar, same content."""
     src = tmp_path / 'big.pth'
     torch.save({'model': {'w': torch.arange(3 * 2**19, dtype=torch.float32)}}, src)  # 6 MiB
+    bars = []
+
+    class Bar:
+        """Records the bar's length in MiB and how far it was advanced."""
+
+        def __init__(self, task_num, file):
+            self.task_num, self.completed = task_num, 0
+            bars.append(self)
+
+        def update(self):
+            self.completed += 1
+
     monkeypatch.setattr('crossformer_mm.checkpoint.PROGRESS_MIN_BYTES', 2**20)
+    monkeypatch.setattr('crossformer_mm.checkpoint.ProgressBar', Bar)
     state = read_checkpoint(str(src), progress=True)
     assert torch.equal(state['model']['w'], torch.arange(3 * 2**19, dtype=torch.float32))
-    assert '6/6' in capsys.readouterr().out
+    assert [(bar.task_num, bar.completed) for bar in bars] == [(6, 6)]
+    # Below the threshold: no bar.
+    monkeypatch.setattr('crossformer_mm.checkpoint.PROGRESS_MIN_BYTES', 7 * 2**20)
+    read_checkpoint(str(src), progress=True)
+    assert len(bars) == 1
 
 
 def test_cli(tmp_path):

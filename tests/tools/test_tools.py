@@ -1,9 +1,13 @@
-"""tools/train.py, test.py and get_flops.py: options, and one-line errors for bad input."""
+"""tools/train.py, test.py, get_flops.py and fold_dpb.py: options, and one-line errors for bad
+input."""
 import os.path as osp
+import re
+import sys
 
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.registry import DefaultScope, init_default_scope
 
 import cli
 from _tools import fails, tool
@@ -48,18 +52,54 @@ def test_shape_that_is_not_a_number(capsys):
     assert "argument --shape: invalid int value: '1280x800'" in capsys.readouterr().err
 
 
-def test_get_flops_prints_params_and_flops(capsys):
-    cli.run_cli(tool('get_flops').main, [RETINANET, '--shape', '64', '96'])
+def test_get_flops_prints_params_and_flops(capsys, monkeypatch):
+    """count_complexity of the whole detector at the shape, as printed (in G and M, 2 digits)."""
+    get_flops = tool('get_flops')
+    counted, count_complexity = [], get_flops.count_complexity
+
+    def count(model, shape):
+        counted.append((shape, count_complexity(model, shape)))
+        return counted[-1][1]
+
+    monkeypatch.setattr(get_flops, 'count_complexity', count)
+    cli.run_cli(get_flops.main, [RETINANET, '--shape', '64', '96'])
+    [(shape, (params, flops, published))] = counted
+    # The whole detector's parameters, as the model zoo states them.
+    assert (shape, params) == ((64, 96), 33044904)
     printed = dict(line.split(': ', 1) for line in capsys.readouterr().out.splitlines()
                    if ': ' in line)
-    assert printed['Input shape'] == '(3, 64, 96)'
-    # The whole detector's parameters, as the model zoo states them.
-    value, unit = printed['Params'].split()
-    assert (float(value), unit) == (round(33044904 / 1e6, 2), 'M')
-    # At 64 x 96 every LDA group covers its map: both counts agree.
-    executed, published = (printed[key].split() for key in
-                           ('Flops', 'Flops, LDA as the papers count it'))
-    assert executed == published and executed[1] == 'G' and 1 < float(executed[0]) < 2
+    assert printed == {'Input shape': '(3, 64, 96)', 'Flops': f'{flops / 1e9:.2f} G',
+                       'Flops, LDA as the papers count it': f'{published / 1e9:.2f} G',
+                       'Params': '33.04 M'}
+
+
+def test_fold_dpb_compares_and_times_the_folded_model(tmp_path, monkeypatch, capsys):
+    """tools/fold_dpb.py with a checkpoint of the demo segmentor: folded features equal."""
+    from mmseg.registry import MODELS
+    config = osp.join(ROOT, 'configs', 'demo', 'fpn_crossformer-demo_shapes.py')
+    init_default_scope('mmseg')
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = MODELS.build(Config.fromfile(config).model)
+    torch.save({'state_dict': model.state_dict()}, tmp_path / 'fpn.pth')
+    monkeypatch.setattr(sys, 'argv', ['fold_dpb.py', config, '--checkpoint',
+                                      str(tmp_path / 'fpn.pth'), '--shape', '64', '96',
+                                      '--runs', '1', '--device', 'cpu'])
+    tool('fold_dpb').main()
+    out = capsys.readouterr().out.splitlines()
+    compared = next(line for line in out if line.startswith(config))
+    assert re.fullmatch(rf'{re.escape(config)} at 1x3x64x96 on cpu \(\d+ threads\): '
+                        r'max \|folded - DPB\| = (.*)', compared)
+    assert float(compared.rsplit(' = ', 1)[1]) < 1e-5
+    assert re.fullmatch(r'CPU time per forward: DPB [\d.]+ ms, folded [\d.]+ ms, '
+                        r'speed-up [\d.]+x', out[-1]), out[-1]
+
+
+def test_auto_scale_lr_needs_a_base_batch_size(capsys, tmp_path):
+    config = tmp_path / 'no_base.py'
+    config.write_text(f'_base_ = {RETINANET!r}\n'
+                      'auto_scale_lr = dict(_delete_=True, enable=False)\n')
+    assert fails(capsys, 'train', str(config), '--auto-scale-lr') == (
+        'error: --auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
 
 
 def test_default_shapes():

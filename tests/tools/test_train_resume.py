@@ -1,5 +1,6 @@
-"""Two-process training on CPU (tools/dist_train.sh, gloo) and resuming a run killed with SIGKILL
-(tools/train.py --resume), on the semantic FPN demo config and a tiny shapes dataset."""
+"""Resuming a run killed with SIGKILL (tools/train.py --resume CHECKPOINT) on the semantic FPN
+demo config and a tiny shapes dataset: the weights of the uninterrupted run. Distributed runs:
+tests/tools/test_dist_exit.py."""
 import glob
 import json
 import os
@@ -12,7 +13,6 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from _tools import dist_env
 from shapes import data_root_options, make_shapes_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -57,17 +57,6 @@ def weights(path):
     return torch.load(path, map_location='cpu', weights_only=True)['state_dict']
 
 
-def test_two_processes_on_cpu_train_over_gloo(options, tmp_path):
-    subprocess.run(['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', str(tmp_path),
-                    '--cfg-options', *options, f'train_cfg.max_iters={INTERVAL}'],
-                   cwd=ROOT, env=dist_env(), check=True)
-    log = open(glob.glob(str(tmp_path / '*' / '*.log'))[0]).read()
-    assert "'backend': 'gloo'" in log and 'Distributed training: True' in log
-    assert 'GPU number: 2' in log
-    assert train_steps(tmp_path) == list(range(1, INTERVAL + 1))
-    assert (tmp_path / f'iter_{INTERVAL}.pth').is_file()
-
-
 def test_run_killed_mid_way_resumes_to_the_uninterrupted_weights(options, tmp_path):
     full, killed = tmp_path / 'full', tmp_path / 'killed'
     subprocess.run(train_cmd(full, options), cwd=ROOT, check=True)
@@ -86,7 +75,9 @@ def test_run_killed_mid_way_resumes_to_the_uninterrupted_weights(options, tmp_pa
     assert proc.returncode == -signal.SIGKILL
     assert 0 < resumed_from < MAX_ITERS, 'the run ended before it could be killed'
 
-    subprocess.run(train_cmd(killed, options, '--resume'), cwd=ROOT, check=True)
+    # The checkpoint named on the command line (tests/tools/test_bad_input.py resumes without).
+    subprocess.run(train_cmd(killed, options, '--resume', str(killed / f'iter_{resumed_from}.pth')),
+                   cwd=ROOT, check=True)
     assert train_steps(killed) == list(range(resumed_from + 1, MAX_ITERS + 1))
     expected = weights(full / f'iter_{MAX_ITERS}.pth')
     got = weights(killed / f'iter_{MAX_ITERS}.pth')
