@@ -7,7 +7,8 @@ few per element, element-wise ops are free. The analyzer traces the model, so it
 CrossFormer's group attention runs, and would skip it as hook-based counters (mmcv 1.x's
 ``get_model_complexity_info``) skip the attention products. :func:`sdpa_flop_jit` counts them:
 q k^T and attn v, ``B * heads * N * M * head_dim`` multiply-adds each, as they are computed
-(this backbone never attends over padding).
+(this backbone never attends over padding). Nor has it one for ``aten::baddbmm``, which torch's
+multi-head attention runs for a masked q k^T (Mask2Former's decoder): :func:`baddbmm_flop_jit`.
 
 The papers' detection and segmentation FLOPs count long distance attention as section 3.2
 describes it, groups of ``ceil(H / I) x ceil(W / I)`` tokens, ``I x I`` of them; the official
@@ -20,16 +21,20 @@ Tables III and IV.
 The model is run as the official ``get_flops.py`` tools ran it, on one random image:
 backbone, neck and heads without post-processing (``mode='tensor'``); a two-stage detector runs
 mmdet 2's ``forward_dummy`` on 1000 proposals, the first 100 of which go through the mask head(s),
-so that the count does not depend on what a randomly initialised RPN proposes.
+so that the count does not depend on what a randomly initialised RPN proposes. DINO and
+Mask2Former get data samples that hold the image size only (mmseg's Mask2Former head, which
+the segmentor's tensor mode calls without them, is called with them).
 """
+import inspect
 import math
 from contextlib import contextmanager
 from typing import Any, Iterator, List, NamedTuple, Sequence, Tuple, Union
 
 import torch
 from mmengine.analysis import FlopAnalyzer, parameter_count
-from mmengine.analysis.jit_handles import get_shape
+from mmengine.analysis.jit_handles import bmm_flop_jit, get_shape
 from mmengine.model import BaseModel
+from mmengine.structures import BaseDataElement
 from torch import Tensor, nn
 
 from .models.backbones.crossformer import GroupAttention
@@ -50,6 +55,13 @@ def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
     *batch, n, e = q
     m, ev = k[-2], v[-1]
     return int(torch.Size(batch).numel()) * n * m * (e + ev)
+
+
+def baddbmm_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
+    """FLOPs of ``aten::baddbmm``, ``input + batch1 @ batch2``: the product's multiply-adds, as
+    for ``aten::bmm`` (the sum is element-wise). torch's multi-head attention takes q k^T so
+    when it has a mask, as Mask2Former's masked attention does."""
+    return bmm_flop_jit(inputs[1:3], outputs)
 
 
 def parse_input_shape(shape: Sequence[int]) -> Tuple[int, int, int]:
@@ -77,9 +89,21 @@ class _TensorForward(nn.Module):
         model = self.model
         if getattr(model, 'with_rpn', False) and getattr(model, 'with_roi_head', False):
             return _two_stage_forward(model, inputs)
-        if isinstance(model, BaseModel):
-            return model(inputs, mode='tensor')
-        return model(inputs)
+        if not isinstance(model, BaseModel):
+            return model(inputs)
+        samples = _data_samples(inputs)
+        head = getattr(model, 'decode_head', None)
+        if head is not None and 'batch_data_samples' in inspect.signature(head.forward).parameters:
+            # mmseg's Mask2Former head, which the segmentor's tensor mode calls without them.
+            return head(model.extract_feat(inputs), samples)
+        return model(inputs, samples, mode='tensor')
+
+
+def _data_samples(inputs: Tensor) -> List[BaseDataElement]:
+    """The image sizes of the batch, which DETR-like detectors (DINO) read in tensor mode."""
+    shape = tuple(inputs.shape[-2:])
+    meta = dict(img_shape=shape, batch_input_shape=shape, pad_shape=shape, ori_shape=shape)
+    return [BaseDataElement(metainfo=meta) for _ in range(len(inputs))]
 
 
 def _two_stage_forward(model: nn.Module, inputs: Tensor) -> tuple:
@@ -168,6 +192,7 @@ def count_complexity(model: nn.Module, input_shape: Union[int, Sequence[int]]) -
         inputs = torch.randn(1, *shape, device=device)
         analyzer = FlopAnalyzer(_TensorForward(model), (inputs, ))
         analyzer.set_op_handle('aten::scaled_dot_product_attention', sdpa_flop_jit)
+        analyzer.set_op_handle('aten::baddbmm', baddbmm_flop_jit)
         analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         correction = [0]
         with torch.no_grad(), _published_attention(model, correction):

@@ -16,11 +16,12 @@ def models() -> Dict[str, dict]:
 
 def table(dataset: str) -> Dict[str, Tuple[Optional[float], ...]]:
     """Config name -> (paper Params M, paper FLOPs G, exact Params, FLOPs as executed, FLOPs
-    with LDA as the papers count it) of every config trained on ``dataset``."""
+    with LDA as the papers count it) of every config trained on ``dataset`` with a published
+    result (the papers' configs)."""
     rows = {}
     for name, model in models().items():
         meta = model['Metadata']
-        if model['Results'][0]['Dataset'] == dataset:
+        if model['Results'][0]['Dataset'] == dataset and model['Results'][0]['Metrics']:
             rows[name] = (meta['Paper Params (M)'], meta['Paper FLOPs (G)'], meta['Parameters'],
                           meta['FLOPs'], meta.get('FLOPs LDA as published'))
     return rows

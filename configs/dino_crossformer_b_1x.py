@@ -1,0 +1,5 @@
+# DINO, COCO detection, CrossFormer-B: the recipe and group sizes of
+# _base_/det_dino_crossformer_coco.py.
+_base_ = './_base_/det_dino_crossformer_coco.py'
+
+model = dict(backbone=dict(arch='b', init_cfg=dict(checkpoint='checkpoints/crossformer-b.pth')))

@@ -1,0 +1,3 @@
+# Mask2Former, ADE20K semantic segmentation, CrossFormer-S: the recipe and group sizes of
+# _base_/seg_mask2former_crossformer_ade20k_160k.py.
+_base_ = './_base_/seg_mask2former_crossformer_ade20k_160k.py'

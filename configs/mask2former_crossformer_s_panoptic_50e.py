@@ -1,0 +1,3 @@
+# Mask2Former, COCO panoptic segmentation, CrossFormer-S: the recipe and group sizes of
+# _base_/det_mask2former_crossformer_coco_panoptic.py.
+_base_ = './_base_/det_mask2former_crossformer_coco_panoptic.py'

@@ -1,0 +1,6 @@
+# Mask2Former, COCO instance segmentation, CrossFormer++-B: the recipe and group sizes of
+# _base_/det_mask2former_crossformer_coco.py.
+_base_ = './_base_/det_mask2former_crossformer_coco.py'
+
+model = dict(
+    backbone=dict(arch='pp-b', init_cfg=dict(checkpoint='checkpoints/crossformerpp-b.pth')))

@@ -1,0 +1,7 @@
+# Mask2Former, ADE20K semantic segmentation, CrossFormer++-S: the recipe and group sizes of
+# _base_/seg_mask2former_crossformer_ade20k_160k.py.
+_base_ = './_base_/seg_mask2former_crossformer_ade20k_160k.py'
+
+model = dict(
+    backbone=dict(arch='pp-s', init_cfg=dict(checkpoint='checkpoints/crossformerpp-s.pth')),
+    decode_head=dict(in_channels=[64, 128, 256, 512]))
