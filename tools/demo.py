@@ -78,11 +78,12 @@ def last_checkpoint(work_dir: str) -> str:
 
 
 def train_and_test(name: str, config: str, work_dir: str, options: List[str]) -> Dict[str, float]:
-    """Train, test the last checkpoint and return the test scores."""
+    """Train, test the last checkpoint (predictions in ``test/predictions.pkl``) and return
+    the test scores."""
     tool('train', config, '--work-dir', work_dir, '--cfg-options', *options)
     test_dir = osp.join(work_dir, 'test')
     tool('test', config, last_checkpoint(work_dir), '--work-dir', test_dir,
-         '--cfg-options', *options)
+         '--out', osp.join(test_dir, 'predictions.pkl'), '--cfg-options', *options)
     metrics = read_test_metrics(test_dir)
     return {key: metrics[key] for key in SCORES[name]}
 

@@ -1,6 +1,7 @@
 """The tools name what is wrong: a checkpoint that does not fit the model, checkpoints that
 cannot be resumed, a config that does not parse, a bad process count, a conversion that would
 overwrite its input."""
+import errno
 import glob
 import json
 import os
@@ -9,6 +10,8 @@ import re
 import subprocess
 import sys
 
+import cv2
+import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
@@ -23,9 +26,14 @@ CONFIG = 'configs/demo/fpn_crossformer-demo_shapes.py'
 
 
 @pytest.fixture(scope='module')
-def options(tmp_path_factory):
+def data_root(tmp_path_factory) -> str:
     data_root = str(tmp_path_factory.mktemp('shapes')) + '/'
     make_shapes_dataset(data_root, num_train=4, num_val=2, size=64)
+    return data_root
+
+
+@pytest.fixture(scope='module')
+def options(data_root):
     cfg = Config.fromfile(osp.join(ROOT, CONFIG))
     options = data_root_options(cfg, data_root)
     options.update({'train_dataloader.batch_size': 2, 'train_dataloader.num_workers': 0,
@@ -46,12 +54,29 @@ def model_state():
 
 
 # ----------------------------------------------------------------------------- tools/test.py
-def test_a_checkpoint_that_fits_is_tested(model_state, options, tmp_path):
+def logged_metrics(work_dir) -> dict:
+    """What tools/test.py logged: ``<time>/<time>.json``."""
+    [path] = glob.glob(str(work_dir / '*' / '*.json'))
+    with open(path) as f:
+        return json.load(f)
+
+
+def test_a_checkpoint_that_fits_is_tested(data_root, model_state, options, tmp_path):
+    """Its weights are the ones tested: a head that predicts class 2 everywhere has the share
+    of class-2 pixels in the val labels as its pixel accuracy."""
+    state = dict(model_state)
+    state['decode_head.conv_seg.weight'] = torch.zeros_like(state['decode_head.conv_seg.weight'])
+    state['decode_head.conv_seg.bias'] = torch.tensor([0., 0., 100., 0.])
     path = tmp_path / 'fits.pth'
-    torch.save({'meta': {}, 'state_dict': model_state}, path)
+    torch.save({'meta': {}, 'state_dict': state}, path)
     cli.run_cli(tool('test').main, [CONFIG, str(path), '--work-dir', str(tmp_path),
                                     '--cfg-options', *options])
-    assert glob.glob(str(tmp_path / '*' / '*.json'))
+    labels = np.concatenate([cv2.imread(label, cv2.IMREAD_UNCHANGED).ravel() for label in
+                             glob.glob(osp.join(data_root, 'labels', 'val', '*.png'))])
+    labels = labels[labels < 4]   # the 4 classes; 255 is ignored
+    # mmseg rounds to 2 decimals, in float32.
+    assert logged_metrics(tmp_path)['aAcc'] == pytest.approx(
+        round(100 * float(np.mean(labels == 2)), 2), abs=1e-5)
 
 
 def test_a_foreign_checkpoint_is_refused_naming_its_keys(model_state, options, tmp_path, capsys):
@@ -70,7 +95,7 @@ def test_a_foreign_checkpoint_is_refused_naming_its_keys(model_state, options, t
     # With --allow-partial it is tested as mmengine would, with a warning.
     cli.run_cli(tool('test').main, [CONFIG, str(path), '--work-dir', str(tmp_path),
                                     '--allow-partial', '--cfg-options', *options])
-    assert glob.glob(str(tmp_path / '*' / '*.json'))
+    assert {'aAcc', 'mIoU'} <= set(logged_metrics(tmp_path))
 
 
 def test_a_checkpoint_of_another_shape_is_refused(model_state, options, tmp_path, capsys):
@@ -212,4 +237,6 @@ def test_convert_into_a_directory_it_cannot_make(tmp_path):
     (tmp_path / 'file').write_text('')
     run = convert(str(src), f'{tmp_path}/file/sub/')
     assert run.returncode == 1
-    assert run.stderr == f"error: [Errno 20] Not a directory: '{tmp_path}/file/sub/'\n"
+    # The OS's error for a path through a file, as Python words it.
+    error = NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), f'{tmp_path}/file/sub/')
+    assert run.stderr == f'error: {error}\n'
