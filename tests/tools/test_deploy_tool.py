@@ -2,7 +2,9 @@
 against PyTorch; mmdeploy's export of whole detectors and segmentors; one-line errors."""
 import importlib.util
 import os.path as osp
+from types import SimpleNamespace
 
+import numpy as np
 import onnx
 import pytest
 import torch
@@ -34,19 +36,29 @@ def config(tmp_path, base: str, body: str) -> str:
 
 @pytest.fixture
 def retinanet(tmp_path) -> str:
-    """RetinaNet with a 16-channel CrossFormer, a 32-channel FPN and a one-conv head."""
+    """RetinaNet with a 16-channel CrossFormer, a 32-channel FPN and a one-conv head of 4
+    classes (mmdeploy's NMS runs class by class in PyTorch)."""
     return config(tmp_path, 'retinanet_crossformer_s_1x.py', f"""model = dict(
     backbone=dict(arch={TINY_ARCH}),
     neck=dict(in_channels=[32, 64, 128], out_channels=32),
-    bbox_head=dict(in_channels=32, feat_channels=32, stacked_convs=1))""")
+    bbox_head=dict(in_channels=32, feat_channels=32, stacked_convs=1, num_classes=4))""")
+
+
+@pytest.fixture
+def mask_rcnn(tmp_path) -> str:
+    """The demo Mask R-CNN with the 16-channel CrossFormer."""
+    return config(tmp_path, 'demo/mask-rcnn_crossformer-demo_shapes.py',
+                  f'model = dict(backbone=dict(arch={TINY_ARCH}), '
+                  'neck=dict(in_channels=[16, 32, 64, 128]))')
 
 
 def run(*argv: str) -> list:
-    torch.set_num_threads(1)   # keep the timings of the check stable on a shared machine
     return tool().main([*argv, '--runs', '1'])
 
 
 def assert_equal_in_ort(results, shapes, atol=1e-4):
+    """The comparisons at ``shapes``: outputs equal to ``atol``; latencies measured (their
+    median: test_latency_is_the_median_of_the_timed_runs_after_a_warm_up)."""
     assert [r.shape for r in results] == shapes
     for r in results:
         assert r.max_abs_diff < atol, str(r)
@@ -130,31 +142,30 @@ def mmdeploy_run(config: str, tmp_path, deploy_config: str) -> list:
                '--mmdeploy', osp.join(DEPLOY, deploy_config))
 
 
+# Every model dynamic (checked at two sizes), the segmentor static too.
 @needs_mmdeploy
-@pytest.mark.parametrize('shape', ['static', 'dynamic'])
-def test_mmdeploy_retinanet(tmp_path, retinanet, shape):
-    """NMS and box decoding in the graph."""
+def test_mmdeploy_retinanet(tmp_path, retinanet):
+    """NMS and box decoding in the graph: the 100 detections of ONNX Runtime and PyTorch pair
+    up (same label, boxes and scores within 0.01) and agree to 1e-3."""
     results = mmdeploy_run(retinanet, tmp_path,
-                           f'mmdet/detection/detection_onnxruntime_{shape}.py')
-    assert [r.shape for r in results] == MMDEPLOY_SHAPES[shape]
+                           'mmdet/detection/detection_onnxruntime_dynamic.py')
+    assert [r.shape for r in results] == MMDEPLOY_SHAPES['dynamic']
     for r in results:
-        assert r.matched == (100, 100) and r.diffs['labels'] == 0, str(r)
-        assert r.diffs['dets'] < 1e-2, str(r)   # boxes in pixels, and scores
+        assert r.matched == (100, 100) and r.diffs['dets'] < 1e-3, str(r)
     assert [o.name for o in onnx.load(str(tmp_path / 'end2end.onnx')).graph.output] == [
         'dets', 'labels']
 
 
 @needs_mmdeploy
-@pytest.mark.parametrize('shape', ['static', 'dynamic'])
-def test_mmdeploy_mask_rcnn(tmp_path, shape):
+def test_mmdeploy_mask_rcnn(tmp_path, mask_rcnn):
     """RoIAlign runs as ONNX's RoiAlign in ONNX Runtime, not mmcv's: close, not equal, and
-    random weights make near ties that NMS breaks either way."""
-    results = mmdeploy_run(MASK_RCNN, tmp_path,
-                           f'mmdet/instance-seg/instance-seg_onnxruntime_{shape}.py')
-    assert [r.shape for r in results] == MMDEPLOY_SHAPES[shape]
+    random weights make near ties that NMS breaks either way. 40 of the 50 detections pair up
+    (same label, boxes and scores within 0.01: 42 and 47 on x86-64), and their masks agree."""
+    results = mmdeploy_run(mask_rcnn, tmp_path,
+                           'mmdet/instance-seg/instance-seg_onnxruntime_dynamic.py')
+    assert [r.shape for r in results] == MMDEPLOY_SHAPES['dynamic']
     for r in results:
-        assert r.matched[1] == 50 and r.matched[0] >= 35, str(r)
-        assert r.diffs['labels'] == 0 and r.diffs['dets'] < 0.02, str(r)
+        assert r.matched[1] == 50 and r.matched[0] >= 40, str(r)
         assert r.diffs['masks'] < 0.01, str(r)
 
 
@@ -175,26 +186,61 @@ def test_mmdeploy_patches_are_undone():
     from torch.onnx import symbolic_opset9
     from torch.onnx._internal.torchscript_exporter.registration import registry
 
-    from crossformer_mm.export import mmdeploy_patches
+    from crossformer_mm.deploy.export import _frame_func, mmdeploy_patches
     records = FUNCTION_REWRITER._registry._rewrite_records[
         'torch.nn.functional.scaled_dot_product_attention']
 
+    from mmdeploy.core.rewriters import function_rewriter, symbolic_rewriter
+
     def state():
         return (torch.onnx.export, [r['_object'] for r in records],
+                function_rewriter.get_frame_func, symbolic_rewriter.get_frame_func,
                 hasattr(symbolic_opset9, '_cast_Long'),
                 registry.is_registered_op('aten::unflatten', 11))
 
     before = state()
-    assert before[2:] == (False, False)
+    assert before[4:] == (False, False)
     with mmdeploy_patches():
         assert torch.onnx.export.keywords == {'dynamo': False}
-        assert state()[2:] == (True, True)
+        assert state()[4:] == (True, True)
         assert [r['_object'] for r in records] != before[1]
+        assert state()[2] is state()[3] is _frame_func
     assert state() == before
 
 
+def test_latency_is_the_median_of_the_timed_runs_after_a_warm_up(monkeypatch):
+    from crossformer_mm.deploy import export
+    clock, durations = [0.], iter([1., 2**-10, 3 * 2**-10, 2**-9])  # seconds; warm-up first
+    monkeypatch.setattr(export, 'time', SimpleNamespace(perf_counter=lambda: clock[0]))
+
+    def run():
+        clock[0] += next(durations)
+
+    assert export._median_ms(run, 3) == 2**-9 * 1e3
+    assert next(durations, None) is None
+
+
+def test_detections_pair_by_label_box_and_score():
+    """Rows pair with the row of the same label whose box and score are within 0.01 and
+    nearest, in any order; equal boxes pair by their scores."""
+    from crossformer_mm.deploy.export import pair_detections
+
+    def outputs(rows):   # (label, x1, score) -> dets (1, N, 5) and labels (1, N)
+        dets = np.array([[[x, 0., x + 8, 8., score] for _, x, score in rows]], np.float32)
+        return [dets.reshape(1, -1, 5), np.array([[label for label, _, _ in rows]])]
+
+    got = outputs([(1, 10., .9), (2, 20., .8), (3, 30., .7), (1, 40., .6), (4, 50., .5)])
+    ref = outputs([(4, 50., .7), (2, 20.005, .805), (1, 10., .9), (3, 31., .7), (2, 40., .6),
+                   (4, 50., .5)])
+    (dets, labels), (ref_dets, ref_labels), matched = pair_detections(got, ref)
+    assert matched == (3, 5)  # 30 vs 31 is too far; 40 has another label
+    assert labels.tolist() == ref_labels.tolist() == [[1, 2, 4]]
+    np.testing.assert_array_equal(ref_dets[0, :, [0, 4]],
+                                  np.float32([[10., 20.005, 50.], [.9, .805, .5]]))
+
+
 def test_sdpa_rewrite_scales_like_pytorch():
-    from crossformer_mm.export import _sdpa_decomposed
+    from crossformer_mm.deploy.export import _sdpa_decomposed
     q, k, v = torch.randn(3, 2, 2, 5, 8).unbind(0)
     bias = torch.randn(1, 2, 5, 5)
     for scale in (None, 0.1):
@@ -210,7 +256,7 @@ def test_traced_upsampling_follows_the_input_size(tmp_path):
     import onnxruntime
     from mmseg.models.utils import Upsample, wrappers
 
-    from crossformer_mm.export import traced_upsampling
+    from crossformer_mm.deploy.export import traced_upsampling
     forward = wrappers.Upsample.forward
     up = Upsample(scale_factor=2, mode='bilinear', align_corners=False)
     path = str(tmp_path / 'upsample.onnx')
