@@ -11,7 +11,15 @@ A setting is a ``+``-joined list of tokens:
   :mod:`crossformer_mm.testing.oracle` with the same weights;
 * ``fp32`` (default), ``bf16`` or ``fp16``: autocast dtype;
 * ``eager`` (default) or ``compile``: ``torch.compile`` the model (compiled in the warm-up);
-* ``cp``: activation checkpointing (``with_cp=True``).
+* ``cp``: activation checkpointing (``with_cp=True``);
+* ``ort``: inference in ONNX Runtime (CPU, as many threads as PyTorch) of the model exported
+  with the legacy exporter at the input's shape.
+
+The target is an arch name, ``matmul`` (``x @ w`` for an H x W input ``x`` and a W x W ``w``:
+the machine's matmul peak, measured the same way) or a config, whose ``model.backbone`` is
+built in the config's scope: this package's, or another backbone's to compare with, e.g.
+``mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py``. Times come with the multiply-adds per
+second (the backbone's counted as in ``tools/get_flops.py``).
 
 Peak memory is the memory a step adds on top of the model and its input. On CUDA it is
 ``torch.cuda.max_memory_allocated`` above the level before the step. On CPU every measurement
@@ -55,6 +63,7 @@ class Setting:
     dtype: Optional[torch.dtype] = None
     compile: bool = False
     with_cp: bool = False
+    ort: bool = False
 
 
 def parse_setting(text: str) -> Setting:
@@ -67,35 +76,88 @@ def parse_setting(text: str) -> Setting:
             fields['dtype'] = DTYPES[token]
         elif token in ('eager', 'compile'):
             fields['compile'] = token == 'compile'
-        elif token == 'cp':
-            fields['with_cp'] = True
+        elif token in ('cp', 'ort'):
+            fields['with_cp' if token == 'cp' else 'ort'] = True
         else:
             raise argparse.ArgumentTypeError(
                 f'unknown setting token {token!r}; use production|oracle, fp32|bf16|fp16, '
-                'eager|compile, cp, joined by +')
-    return Setting(**fields)
+                'eager|compile, cp, ort, joined by +')
+    setting = Setting(**fields)
+    if setting.ort and (setting.oracle or setting.dtype or setting.compile or setting.with_cp):
+        raise argparse.ArgumentTypeError(f'{text}: ort runs the exported float32 model only')
+    return setting
+
+
+class MatMul(nn.Module):
+    """``x @ weight`` for (..., H, W) ``x`` and a (W, W) ``weight``: the matmul peak."""
+    in_channels = 1
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(width, width) / width**0.5)
+
+    def forward(self, x: torch.Tensor) -> tuple:
+        return (x @ self.weight, )
 
 
 def build_backbone(target: str, group_size: Optional[List[int]],
-                   interval: Optional[List[int]]) -> CrossFormer:
-    """An arch name (``'s'``, ``'pp-b'``, ...) or a config's ``model.backbone``, random weights."""
+                   interval: Optional[List[int]], shape: Sequence[int]) -> nn.Module:
+    """An arch name (``'s'``, ``'pp-b'``, ...), ``matmul`` (for an input of ``shape``) or a
+    config's ``model.backbone`` in the config's scope, random weights."""
     overrides = {k: v for k, v in dict(group_size=group_size, interval=interval).items() if v}
+    if target == 'matmul':
+        return MatMul(shape[-1])
     if not target.endswith('.py'):
         return CrossFormer(target, **overrides)
     from mmengine.config import Config
-    from mmengine.registry import MODELS
-    cfg = Config.fromfile(target).model.backbone
-    cfg.pop('init_cfg', None)  # benchmark random weights; loading a checkpoint changes nothing
-    cfg.update(overrides)
-    return MODELS.build(cfg)
+    from mmengine.registry import MODELS, DefaultScope, init_default_scope
+    cfg = Config.fromfile(target)
+    scope = cfg.get('default_scope', 'mmengine')
+    init_default_scope(scope)
+    backbone = cfg.model.backbone
+    backbone.pop('init_cfg', None)  # benchmark random weights; a checkpoint changes nothing
+    backbone.update(overrides)
+    with DefaultScope.overwrite_default_scope(scope):
+        return MODELS.build(backbone)
+
+
+def multiply_adds(base: nn.Module, x: torch.Tensor) -> int:
+    """Multiply-adds of one forward of ``base`` on ``x``."""
+    if isinstance(base, MatMul):
+        return x.numel() * base.weight.shape[1]
+    from crossformer_mm.analysis import count_complexity
+    return count_complexity(base, tuple(x.shape[1:])).flops * x.shape[0]
+
+
+def ort_step(module: nn.Module, x: torch.Tensor) -> Callable:
+    """Inference of ``module`` exported with the legacy exporter at ``x``'s shape, in ONNX
+    Runtime (CPU)."""
+    import os.path as osp
+    import tempfile
+    import warnings
+
+    from crossformer_mm.deploy.export import _ort_session
+    with tempfile.TemporaryDirectory() as tmp, torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # the tracer's notes on the export, not the timing
+        path = osp.join(tmp, 'model.onnx')
+        torch.onnx.export(module.eval(), (x.cpu(), ), path, dynamo=False, input_names=['input'],
+                          opset_version=17)
+        session = _ort_session(path)
+    feed = {'input': x.cpu().numpy()}
+    return lambda: session.run(None, feed)
 
 
 def make_step(base: CrossFormer, setting: Setting, mode: str, x: torch.Tensor) -> Callable:
     """A function running one inference or training step of ``setting`` on a copy of ``base``."""
     model = copy.deepcopy(base)
-    for stage in model.stages:
-        stage.with_cp = setting.with_cp
+    if setting.with_cp:
+        for stage in model.stages:
+            stage.with_cp = True
     module: nn.Module = OracleCrossFormer(model) if setting.oracle else model
+    if setting.ort:
+        if mode != 'infer':
+            raise ValueError(f'{setting.name}: ONNX Runtime runs inference only')
+        return ort_step(module, x)
     module.train(mode == 'train')
     if setting.compile:
         module = torch.compile(module)
@@ -217,8 +279,8 @@ def prepare(args: argparse.Namespace):
     """The device, a random input batch and the backbone (random weights, eval mode)."""
     device = torch.device(args.device)
     torch.manual_seed(0)
-    base = build_backbone(args.target, args.group_size, args.interval).to(device)
-    x = torch.randn(args.batch_size, base.in_channels, *args.shape, device=device)
+    base = build_backbone(args.target, args.group_size, args.interval, args.shape).to(device)
+    x = torch.randn(args.batch_size, getattr(base, 'in_channels', 3), *args.shape, device=device)
     return device, x, base
 
 
@@ -227,8 +289,10 @@ def spread(values: List[float]) -> str:
     return f'{min(values):.4g}-{max(values):.4g} (+-{(max(values) - min(values)) / 2 / med:.0%})'
 
 
-def report(results: Dict[str, Dict[str, List[float]]], batch_size: int) -> None:
-    """Median and spread of every metric and setting, then the ratios of A to B."""
+def report(results: Dict[str, Dict[str, List[float]]], batch_size: int,
+           macs: Optional[int] = None) -> None:
+    """Median and spread of every metric and setting (and inference's multiply-adds per second
+    for ``macs`` per step), then the ratios of A to B."""
     units = {'infer': ('inference', 1e3, 'ms'), 'train': ('train step', 1e3, 'ms'),
              'memory infer': ('peak mem inference', 2**-20, 'MiB'),
              'memory train': ('peak mem train step', 2**-20, 'MiB')}
@@ -241,6 +305,8 @@ def report(results: Dict[str, Dict[str, List[float]]], batch_size: int) -> None:
             line += spread(scaled)
             if key == 'infer':
                 line += f'  {batch_size / statistics.median(values):.3g} img/s'
+                if macs:
+                    line += f', {macs / statistics.median(values) / 1e9:.1f} GMAC/s'
             print(line)
     names = list(next(iter(results.values())))
     if len(names) != 2:
@@ -258,7 +324,7 @@ def report(results: Dict[str, Dict[str, List[float]]], batch_size: int) -> None:
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('target', help="an arch name ('s', 'pp-b', ...) or a config file")
+    parser.add_argument('target', help="an arch name ('s', 'pp-b', ...), matmul or a config")
     parser.add_argument('--shape', type=int, nargs=2, default=[224, 224], metavar=('H', 'W'))
     parser.add_argument('--batch-size', type=int, default=1)
     parser.add_argument('--device', default='cpu')
@@ -286,8 +352,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, List[float
     torch.set_num_threads(args.threads)
     device, x, base = prepare(args)
     settings = args.compare or [args.setting]
-    print(f'CrossFormer {args.target}: input {tuple(x.shape)}, {device}, '
-          f'{torch.get_num_threads()} threads, G {base.group_size}, I {base.interval}, '
+    macs = multiply_adds(base, x)
+    grouping = (f'G {base.group_size}, I {base.interval}, ' if isinstance(base, CrossFormer)
+                else '')
+    print(f'{type(base).__name__} {args.target}: input {tuple(x.shape)}, {device}, '
+          f'{torch.get_num_threads()} threads, {grouping}{macs / 1e9:.2f} GMAC, '
           f'warm-up {args.warmup}, runs {args.runs}')
     results: Dict[str, Dict[str, List[float]]] = {}
     for mode in ('infer', 'train'):
@@ -298,7 +367,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, List[float
     if 'memory' in args.modes:
         for mode in ('infer', 'train'):
             results[f'memory {mode}'] = measure_memory(args, settings, mode, device, base, x)
-    report(results, args.batch_size)
+    report(results, args.batch_size, macs)
     return results
 
 
