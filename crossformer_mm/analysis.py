@@ -199,4 +199,6 @@ def count_complexity(model: nn.Module, input_shape: Union[int, Sequence[int]]) -
             flops = analyzer.total()
     finally:
         model.train(was_training)
-    return Complexity(int(params), int(flops), int(flops + correction[0]))
+    # Exact integers: a trace may give the shapes as tensors (the correction is then an int64
+    # tensor) and a head's FLOP handle a float; their sum would be rounded to float32.
+    return Complexity(int(params), int(flops), int(flops) + int(correction[0]))

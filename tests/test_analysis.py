@@ -104,3 +104,21 @@ def test_attention_as_published():
         2 * dim * (published_pairs(g) - g.attention_pairs)
         for dim, g in _groupings(backbone, 224, 308))
     assert published > executed
+
+
+def test_published_count_stays_exact_when_a_trace_gives_tensors_and_floats(monkeypatch):
+    """A whole Mask2Former traces the backbone's shapes as tensors (the correction is then an
+    int64 tensor) and one of its FLOP handles returns a float: their sum was rounded to
+    float32 (276041236480 for 276041245392 at mask2former_crossformerpp_s_50e)."""
+    from crossformer_mm import analysis
+    model = CrossFormer(arch='t')
+    exact = count_complexity(model, (200, 300))
+    correction, total = analysis.published_correction, FlopAnalyzer.total
+    monkeypatch.setattr(analysis, 'published_correction',
+                        lambda shape, grouping: torch.tensor(correction(shape, grouping)))
+    monkeypatch.setattr(FlopAnalyzer, 'total', lambda self, *args: float(total(self, *args)))
+    counted = count_complexity(model, (200, 300))
+    assert counted == exact and all(type(n) is int for n in counted)
+    # float32 would round the sum: padded LDA groups, a count float32 cannot hold
+    assert exact.published_flops > exact.flops
+    assert float(torch.tensor(float(exact.published_flops))) != exact.published_flops
