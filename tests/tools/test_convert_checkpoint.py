@@ -116,10 +116,18 @@ def load_config(path: str) -> Config:
     return get_config(path) if '::' in path else Config.fromfile(path)
 
 
+#: The heads of the official releases, whose checkpoints the converter reads (Mask2Former and
+#: DINO have no official checkpoint).
+OFFICIAL_HEADS = ('retinanet_', 'mask_rcnn_', 'cascade_mask_rcnn_', 'fpn_', 'upernet_')
+
+
 def dense_configs() -> list:
-    """This repository's det / seg configs (a broken one fails its test, not the collection)."""
+    """This repository's det / seg configs of the official heads (a broken one fails its test,
+    not the collection)."""
     paths = []
     for path in sorted(glob.glob(str(CONFIGS / '*.py'))):
+        if not os.path.basename(path).startswith(OFFICIAL_HEADS):
+            continue
         try:
             scope = Config.fromfile(path).get('default_scope')
         except Exception:
