@@ -26,13 +26,6 @@ CONFIG = 'configs/demo/fpn_crossformer-demo_shapes.py'
 
 
 @pytest.fixture(scope='module')
-def data_root(tmp_path_factory) -> str:
-    data_root = str(tmp_path_factory.mktemp('shapes')) + '/'
-    make_shapes_dataset(data_root, num_train=4, num_val=2, size=64)
-    return data_root
-
-
-@pytest.fixture(scope='module')
 def options(data_root):
     cfg = Config.fromfile(osp.join(ROOT, CONFIG))
     options = data_root_options(cfg, data_root)

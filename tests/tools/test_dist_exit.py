@@ -17,17 +17,10 @@ from mmengine.config import Config
 
 from crossformer_mm.checkpoint import read_checkpoint
 from _tools import dist_env
-from shapes import data_root_options, make_shapes_dataset
+from shapes import data_root_options
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = 'configs/demo/mask-rcnn_crossformer-demo_shapes.py'
-
-
-@pytest.fixture(scope='module')
-def data_root(tmp_path_factory) -> str:
-    data_root = str(tmp_path_factory.mktemp('shapes')) + '/'
-    make_shapes_dataset(data_root, num_train=4, num_val=2, size=64)
-    return data_root
 
 
 @pytest.fixture(scope='module')

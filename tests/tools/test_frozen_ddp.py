@@ -13,7 +13,7 @@ from mmengine.registry import init_default_scope
 
 from crossformer_mm.checkpoint import read_checkpoint
 from _tools import dist_env
-from shapes import data_root_options, make_shapes_dataset
+from shapes import data_root_options
 
 pytest.importorskip('mmdet')
 from mmdet.registry import MODELS  # noqa: E402
@@ -23,10 +23,8 @@ CONFIG = 'configs/demo/mask-rcnn_crossformer-demo_shapes.py'
 
 
 @pytest.fixture(scope='module')
-def options(tmp_path_factory) -> list:
+def options(data_root) -> list:
     """Two iterations of one 64 px image a process, no validation."""
-    data_root = str(tmp_path_factory.mktemp('shapes')) + '/'
-    make_shapes_dataset(data_root, num_train=4, num_val=2, size=64)
     options = data_root_options(Config.fromfile(os.path.join(ROOT, CONFIG)), data_root)
     options.update({'train_cfg.max_iters': 2, 'train_cfg.val_interval': 100,
                     'train_dataloader.batch_size': 1, 'train_dataloader.num_workers': 0,
