@@ -296,6 +296,17 @@ def test_every_config_writes_atomic_checkpoints():
         assert 'crossformer_mm' in cfg.custom_imports['imports'], path
 
 
+def _record_replaces_and_removes(monkeypatch) -> list:
+    """The (kind, file name) of every os.replace and os.remove from now on, in order."""
+    done = []
+    replace, remove = os.replace, os.remove
+    monkeypatch.setattr(os, 'replace', lambda a, b: done.append(('replace', osp.basename(b)))
+                        or replace(a, b))
+    monkeypatch.setattr(os, 'remove', lambda p: done.append(('remove', osp.basename(p)))
+                        or remove(p))
+    return done
+
+
 def test_the_previous_best_checkpoint_is_removed_after_the_new_one(tmp_path, monkeypatch):
     from mmengine.evaluator import BaseMetric
 
@@ -309,12 +320,7 @@ def test_the_previous_best_checkpoint_is_removed_after_the_new_one(tmp_path, mon
             self.calls = getattr(self, 'calls', 0) + 1
             return dict(score=float(self.calls))
 
-    done = []
-    replace, remove = os.replace, os.remove
-    monkeypatch.setattr(os, 'replace', lambda a, b: done.append(('replace', osp.basename(b)))
-                        or replace(a, b))
-    monkeypatch.setattr(os, 'remove', lambda p: done.append(('remove', osp.basename(p)))
-                        or remove(p))
+    done = _record_replaces_and_removes(monkeypatch)
     data = [dict(inputs=torch.ones(4), targets=torch.zeros(2))] * 4
     Runner(model=Toy(), work_dir=str(tmp_path), experiment_name='best',
            train_dataloader=DataLoader(data, batch_size=2),
@@ -335,12 +341,7 @@ def test_other_storage_falls_back_to_checkpoint_hooks_writes_with_a_warning(tmp_
                                                                             monkeypatch, caplog):
     """backend_args naming another backend: CheckpointHook's writes (in place, the oldest file
     removed first), and a warning that says so."""
-    done = []
-    replace, remove = os.replace, os.remove
-    monkeypatch.setattr(os, 'replace', lambda a, b: done.append(('replace', osp.basename(b)))
-                        or replace(a, b))
-    monkeypatch.setattr(os, 'remove', lambda p: done.append(('remove', osp.basename(p)))
-                        or remove(p))
+    done = _record_replaces_and_removes(monkeypatch)
     data = [dict(inputs=torch.ones(4), targets=torch.zeros(2))] * 4
     runner = Runner(
         model=Toy(), work_dir=str(tmp_path), experiment_name='other_storage',
