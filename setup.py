@@ -14,7 +14,8 @@ EXTRAS = {
     # mmseg 1.2 imports ftfy and regex without declaring them.
     'seg': [MMSEG, 'ftfy', 'regex'],
     'cls': [MMPRETRAIN],
-    'tests': ['pytest', 'pycocotools', 'model-index'],
+    # pytest-xdist: `make test` runs the suite in one worker per core.
+    'tests': ['pytest', 'pytest-xdist', 'pycocotools', 'model-index'],
     # tools/deploy.py. mmdeploy 1.3.1 ships wheels for x86-64 Linux and Windows only, and pins
     # protobuf<=3.20.2, so pip picks onnx 1.17 and onnxruntime 1.26 beside it.
     'deploy': ['onnx', 'onnxruntime', 'onnxscript',

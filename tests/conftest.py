@@ -1,5 +1,6 @@
 """Fixtures shared by the test modules, and the tools' modules importable as the tools import
 them (``tools/`` first on the path, as when a tool runs)."""
+import os
 import random
 import sys
 import types
@@ -13,6 +14,21 @@ import torch
 TOOLS = str(Path(__file__).resolve().parents[1] / 'tools')
 if TOOLS not in sys.path:
     sys.path.insert(0, TOOLS)
+
+
+def _share_the_cores_among_workers() -> None:
+    """Under pytest-xdist (``make test`` runs a worker per core), each worker and every process
+    it starts gets its share of the cores: torch's threads and ``OMP_NUM_THREADS``, which the
+    tools' subprocesses read. Workers that each took every core would oversubscribe them."""
+    workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+    if workers > 1:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+        threads = max(1, (cores or 1) // workers)
+        os.environ['OMP_NUM_THREADS'] = str(threads)
+        torch.set_num_threads(threads)
+
+
+_share_the_cores_among_workers()
 
 #: The yacs config that :func:`official_imagenet_checkpoint` stores, as plain dicts.
 OFFICIAL_CONFIG = {'MODEL': {'TYPE': 'cross-scale', 'NAME': 'crossformer_tiny'},

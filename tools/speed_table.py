@@ -5,8 +5,8 @@
 For each backbone (CrossFormer-S with the dense G / I, and mmdet's Swin-T, what a user would
 pick instead) and input, runs ``tools/benchmark.py TARGET --compare fp32 SETTING --modes infer``
 in a fresh process for SETTING in bf16, compile, compile+bf16 and ort, and the matmul peak the
-same way (``matmul``, a 2048 x 2048 fp32 and bf16 product). Prints a markdown table: medians,
-each setting's speed against the float32 runs of its own process (median of run-by-run
+same way (``matmul``, an N x N by N x N fp32 and bf16 product, N = ``--matmul-size``). Prints a
+markdown table: medians, each setting's speed against the float32 runs of its own process (median of run-by-run
 ratios), and multiply-adds per second as a share of the matmul peak of the same dtype.
 """
 import argparse
@@ -56,6 +56,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='H W pairs')
     parser.add_argument('--targets', nargs='+', choices=sorted(TARGETS), default=list(TARGETS))
     parser.add_argument('--settings', nargs='+', default=list(SETTINGS))
+    parser.add_argument('--matmul-size', type=int, default=2048,
+                        help='N of the N x N x N matmul of the peak (smaller where a dtype is '
+                        'emulated: a CPU without bf16 instructions takes minutes at 2048)')
     return parser.parse_args(argv)
 
 
@@ -63,15 +66,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     common = ['--threads', str(args.threads), '--runs', str(args.runs), '--warmup',
               str(args.warmup), '--modes', 'infer']
-    times, macs = pair(['matmul', '--shape', '2048', '2048', '--compare', 'fp32', 'bf16',
-                        *common])
+    n = str(args.matmul_size)
+    times, macs = pair(['matmul', '--shape', n, n, '--compare', 'fp32', 'bf16', *common])
     peak = {name: macs / statistics.median(values) / 1e9 for name, values in times.items()}
     lines = ['| backbone | input | setting | ms | fp32 ms (same process) | speed | GMAC/s | '
              'share of the matmul peak |', '|---|---|---|---|---|---|---|---|',
-             f'| matmul 2048^3 | - | fp32 | {statistics.median(times["fp32"]) * 1e3:.0f} | | | '
-             f'{peak["fp32"]:.1f} | 100% |',
-             f'| matmul 2048^3 | - | bf16 | {statistics.median(times["bf16"]) * 1e3:.0f} | | | '
-             f'{peak["bf16"]:.1f} | 100% |']
+             *(f'| matmul {n}^3 | - | {dtype} | {statistics.median(times[dtype]) * 1e3:.0f} '
+               f'| | | {peak[dtype]:.1f} | 100% |' for dtype in ('fp32', 'bf16'))]
     shapes = list(zip(args.shapes[::2], args.shapes[1::2]))
     for name in args.targets:
         for h, w in shapes:

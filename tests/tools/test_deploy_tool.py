@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import cli
+from _capture import ARCH, SIZES, onnx_runner
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(ROOT, 'configs', 'demo')
@@ -105,14 +106,23 @@ def test_folded_dpb(tmp_path, retinanet):
 
 
 def test_classifier_dynamo_dynamic(tmp_path):
-    """The dynamo exporter (torch.export) with dynamic axes: one graph down to 32 x 32."""
+    """The dynamo exporter (torch.export converted to ONNX) with dynamic axes: one graph for
+    every size from 32 x 32, where the backbone's stages turn into and out of one whole-map
+    group (the sizes of the backbone's capture tests), and for every batch."""
+    out = tmp_path / 'cls.onnx'
+    shapes = [str(s) for _, h, w in SIZES for s in ('--check-shape', h, w)]
     results = run(config(tmp_path, 'crossformer_t_in1k.py',
-                         f'model = dict(backbone=dict(arch={TINY_ARCH}), '
-                         'head=dict(in_channels=128))'),
-                  '--out', str(tmp_path / 'cls.onnx'), '--shape', '64', '64',
-                  '--exporter', 'dynamo', '--dynamic', '--check-shape', '32', '32',
-                  '--check-shape', '96', '160')
-    assert_equal_in_ort(results, [(1, 3, 32, 32), (1, 3, 96, 160)])
+                         f'model = dict(backbone=dict(arch={dict(ARCH, _delete_=True)!r}), '
+                         'head=dict(in_channels=256))'),
+                  '--out', str(out), '--shape', '64', '96', '--batch', '2', '--exporter',
+                  'dynamo', '--dynamic', *shapes)
+    assert_equal_in_ort(results, [(2, 3, h, w) for _, h, w in SIZES])
+    # The batch is free too: three images at once score as each alone.
+    ort = onnx_runner(out)
+    images = torch.randn(3, 3, 72, 64)
+    together, = ort(images)
+    alone = torch.cat([ort(image[None])[0] for image in images])
+    torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-4)
 
 
 def test_dynamic_detector(tmp_path, retinanet):

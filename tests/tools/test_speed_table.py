@@ -43,3 +43,22 @@ def test_row():
     line = speed_table.row('X', '224 x 224', 'compile', [0.1, 0.1, 0.1], [0.2, 0.2, 0.2],
                            10**10, {'fp32': 200., 'bf16': 400.})
     assert line == '| X | 224 x 224 | compile | 100 | 200 | 2.00x | 100.0 | 50% of fp32 |'
+
+
+def test_main_measures_the_peak_at_matmul_size(monkeypatch, capsys):
+    """The peak's matmul is --matmul-size cubed; each row is its own pair of settings."""
+    calls = []
+
+    def pair(argv):
+        calls.append(argv)
+        a, b = argv[argv.index('--compare') + 1:][:2]
+        return {a: [0.2], b: [0.1]}, 10**9
+    monkeypatch.setattr(speed_table, 'pair', pair)
+    speed_table.main(['--matmul-size', '512', '--targets', 'CrossFormer-S', '--shapes', '224',
+                      '224', '--settings', 'compile', '--runs', '1'])
+    assert calls[0][:4] == ['matmul', '--shape', '512', '512']
+    assert calls[1][calls[1].index('--compare'):][:3] == ['--compare', 'fp32', 'compile']
+    lines = capsys.readouterr().out.splitlines()
+    assert '| matmul 512^3 | - | fp32 | 200 | | | 5.0 | 100% |' in lines
+    assert '| CrossFormer-S | 224 x 224 | compile | 100 | 200 | 2.00x | 10.0 | 200% of fp32 |' \
+        in lines

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.fx.experimental import _config as fx_config
+from torch.fx.experimental import symbolic_shapes
 
 from .grouping import Size, _mod, _offset_index, _offsets
 
@@ -46,6 +47,26 @@ def capturing() -> bool:
     path."""
     return (torch.compiler.is_compiling() or torch.compiler.is_exporting()
             or torch.onnx.is_in_onnx_export())
+
+
+def active(x: Tensor) -> bool:
+    """Whether the stage that computes the (B, H, W, C) map ``x`` takes this formulation:
+    while captured, except by a ``torch.compile`` that sees concrete sizes (``dynamic=False``,
+    or the default's first graph), which captures the eager formulation for that size, the
+    faster. A new input size then gets a graph of symbolic sizes (``torch.compile``'s
+    automatic dynamic shapes), this formulation, which serves the sizes after it."""
+    compiled_at_concrete_size = (torch.compiler.is_compiling()
+                                 and not torch.compiler.is_exporting()
+                                 and all(map(_static, x.shape[:3])))
+    return capturing() and not compiled_at_concrete_size
+
+
+def _static(size: Size) -> bool:
+    """Whether a size is fixed in the graph being compiled. Dynamo shows a symbolic size to
+    ``isinstance`` as an int; ``has_static_value`` is its way to ask (a torch without it counts
+    every compiled size as symbolic)."""
+    has_static_value = getattr(symbolic_shapes, 'has_static_value', None)
+    return has_static_value is not None and has_static_value(size)
 
 
 def exporting() -> bool:

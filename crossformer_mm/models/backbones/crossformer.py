@@ -15,7 +15,9 @@ The paper's parts, one class each:
 
 Captured into a graph (``torch.compile``, ``torch.export``, ONNX), the model computes the same
 with the formulation of :mod:`.captured`, which serves every input size; each place where the
-two differ dispatches to it in one line (``captured.capturing()`` or ``captured.exporting()``).
+two differ dispatches to it in one line (``captured.active(x)``, ``captured.capturing()`` or
+``captured.exporting()``). A ``torch.compile`` that sees concrete sizes captures the eager
+formulation for them.
 """
 import numbers
 from typing import Dict, List, Optional, Sequence, Union
@@ -119,7 +121,7 @@ class CrossFormerFFN(nn.Module):
 
     def forward(self, x: Tensor, identity: Tensor) -> Tensor:
         fc1, fc2 = self.layers[0][0], self.layers[1]
-        if torch.jit.is_tracing() or captured.capturing():
+        if torch.jit.is_tracing() or captured.active(x):
             out = fc2(F.gelu(fc1(x)))
         else:
             out = gelu_mlp(x.reshape(-1, x.shape[-1]), fc1, fc2).view(x.shape)
@@ -220,7 +222,7 @@ class CrossFormerStage(nn.Module):
         each other and to the official-style oracle.
         """
         kinds = ('sda', 'lda')[:len(self.blocks)]
-        if captured.capturing():
+        if captured.active(x):
             return captured.padded_groupings(self, x, kinds, whole)
         b, h, w = (int(s) for s in x.shape[:3])  # ints even while a FLOP counter traces
         return [Grouping.build(kind, h, w, self.group_size, self.interval, x.device, b)

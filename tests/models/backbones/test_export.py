@@ -1,5 +1,6 @@
-"""Captured graphs of the backbone serve every input size: ONNX (legacy and dynamo exporters,
-run in ONNX Runtime), torch.export and torch.compile(dynamic=True), equal to eager."""
+"""Captured graphs of the backbone serve every input size, equal to eager: the legacy ONNX
+exporter (run in ONNX Runtime), torch.export and torch.compile (the dynamo ONNX exporter, which
+converts a torch.export program: ``tests/tools/test_deploy_tool.py``)."""
 import os
 import warnings
 from pathlib import Path
@@ -7,29 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from crossformer_mm import CrossFormer
+from _capture import ARCH, CAPTURE, SIZES, assert_equal_to_eager, model, onnx_runner
+
 from crossformer_mm.models.backbones import captured
 from crossformer_mm.testing import OracleCrossFormer
-
-# Stage 1 has SDA and LDA (G * I = 16 does not divide most sizes below); stages 3 and 4 are one
-# whole-map group at some sizes and not at others (G = 3).
-ARCH = dict(embed_dims=32, depths=[2, 1, 2, 1], num_heads=[1, 2, 4, 8], group_size=[4, 4, 3, 3],
-            interval=[4, 2, 2, 1], with_acl=False)
-CAPTURE = (2, 64, 96)                 # stage 4: 2 x 3, one whole-map group
-SIZES = [(1, 100, 164),               # padded spans everywhere, stage 4 not whole (3 x 5)
-         (1, 160, 96),                # stage 4: 5 x 3, whole (W <= G)
-         (3, 72, 64),                 # batch 3, stages 3 and 4 whole
-         (1, 224, 224),               # stage 4 7 x 7: G = 3 groups, padded
-         (1, 32, 32),                 # the smallest input: stage 4 is 1 x 1
-         (2, 32, 40)]                 # stage 4 1 x 1, stage 3 2 x 2 (whole)
-
-
-def model(arch: dict = ARCH) -> CrossFormer:
-    torch.manual_seed(0)
-    m = CrossFormer(arch, drop_path_rate=0.).eval()
-    for p in m.parameters():  # LayerNorms start at 1 / 0: perturb so they count
-        p.data.add_(torch.randn_like(p) * 0.02)
-    return m
 
 
 def dims() -> tuple:
@@ -37,25 +19,6 @@ def dims() -> tuple:
     dim = torch.export.Dim
     return ({0: dim('batch', min=1, max=64), 2: dim('height', min=32, max=4096),
              3: dim('width', min=32, max=4096)}, )
-
-
-def assert_equal_to_eager(m, run, sizes=SIZES):
-    for b, h, w in sizes:
-        x = torch.randn(b, 3, h, w)
-        with torch.no_grad():
-            refs = m(x)
-            outs = run(x)
-        assert len(outs) == 4
-        for out, ref in zip(outs, refs):
-            assert tuple(out.shape) == tuple(ref.shape)
-            torch.testing.assert_close(torch.as_tensor(out), ref, rtol=1e-4, atol=1e-4)
-
-
-def onnx_runner(path):
-    ort = pytest.importorskip('onnxruntime')
-    session = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
-    name = session.get_inputs()[0].name
-    return lambda x: [torch.from_numpy(o) for o in session.run(None, {name: x.numpy()})]
 
 
 @pytest.mark.parametrize('margin', [False, True], ids=['compile-legacy', 'export'])
@@ -120,37 +83,43 @@ def test_legacy_onnx_demo_arch_whole_map_changes(tmp_path, capture, sizes):
     assert_equal_to_eager(m, onnx_runner(path), sizes)
 
 
-@pytest.fixture(scope='module')
-def exported():
-    """The model and one torch.export of it with free batch, height and width, shared by the
-    test of the program and the dynamo ONNX export (which converts the program)."""
+def test_torch_export_dynamic_batch_height_width():
     m = model()
-    return m, torch.export.export(m, (torch.randn(CAPTURE[0], 3, *CAPTURE[1:]), ),
+    program = torch.export.export(m, (torch.randn(CAPTURE[0], 3, *CAPTURE[1:]), ),
                                   dynamic_shapes=dims())
-
-
-def test_torch_export_dynamic_batch_height_width(exported):
-    m, program = exported
     assert_equal_to_eager(m, program.module())
 
 
-def test_dynamo_onnx_dynamic_shapes(tmp_path, exported):
-    pytest.importorskip('onnxscript')
-    m, program = exported
-    path = tmp_path / 'backbone.onnx'
-    torch.onnx.export(program, (), str(path), dynamo=True, input_names=['x'])
-    assert_equal_to_eager(m, onnx_runner(path))
+#: captured.active's answers (for each stage and MLP) while dynamo traces the model.
+FORMULATIONS = []
+ACTIVE = captured.active
 
 
-def test_compile_dynamic_compiles_once():
-    """One graph for new sizes; it recompiles only where a stage's maps become (or stop being)
-    one whole-map group, which torch.compile guards on (its torch.cond support fails today)."""
+def recording_active(x):
+    """captured.active, recording its answer at trace time (comptime runs only then)."""
+    from torch._dynamo.comptime import comptime
+    result = ACTIVE(x)
+    comptime(lambda ctx: FORMULATIONS.append(ctx.get_local('result').as_python_constant()))
+    return result
+
+
+def test_compile_captures_eager_at_a_concrete_size_then_one_graph_for_new_sizes(monkeypatch):
+    """torch.compile's default: its first graph sees concrete sizes and captures the eager
+    formulation (the faster); a new size makes the sizes symbolic, and that graph, of the
+    padded formulation, serves the sizes after it. It recompiles only where a stage's maps
+    become (or stop being) one whole-map group, a guard (torch.cond fails inside compile)."""
     from torch._dynamo.utils import counters
+    monkeypatch.setattr(captured, 'active', recording_active)
     m = model()
     torch._dynamo.reset()
     counters.clear()
-    compiled = torch.compile(m, dynamic=True)
+    compiled = torch.compile(m)
+    assert_equal_to_eager(m, compiled, [(2, 64, 96)])
+    first, FORMULATIONS[:] = FORMULATIONS[:], []
+    assert first and not any(first)
     # Same batch (dynamo specialises a batch of 1) and the same stages with whole-map groups
-    # (stage 4): the compiled model's guards on the whole-map rule hold at all three sizes.
-    assert_equal_to_eager(m, compiled, [(2, 64, 96), (2, 100, 164), (2, 160, 96)])
-    assert counters['stats']['unique_graphs'] == 1
+    # (stage 4): the padded graph's guards on the whole-map rule hold at both new sizes, and
+    # the first size keeps its graph.
+    assert_equal_to_eager(m, compiled, [(2, 100, 164), (2, 160, 96), (2, 64, 96)])
+    assert FORMULATIONS and all(FORMULATIONS)
+    assert counters['stats']['unique_graphs'] == 2
