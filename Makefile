@@ -8,7 +8,7 @@ setup:
 	@bash tools/setup_env.sh $(VENV)
 
 test: setup
-	$(PYTHON) -m pytest tests -n auto --dist loadfile
+	$(PYTHON) -m pytest tests -n auto --dist worksteal
 
 demo: setup
 	$(PYTHON) tools/demo.py

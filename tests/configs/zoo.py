@@ -1,7 +1,7 @@
 """The model zoo of ``configs/metafile.yml``: the one place that states each config's Params,
 FLOPs and paper figures. The config tests check the models against it."""
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import yaml
 
@@ -43,3 +43,15 @@ def recipe_cell(name: str, commits: Dict[str, str]) -> str:
     url = f'https://github.com/cheerss/CrossFormer/blob/{commits[branch][:7]}/{path}'
     stem = path.rsplit('/', 1)[-1].rsplit('.', 1)[0]
     return f'[official]({url})' if not changes else f'from [{stem}]({url})'
+
+
+def smallest_per_head_and_family(dataset: str) -> List[str]:
+    """Of the configs of ``table(dataset)``, the one with the fewest Params of each head (the
+    name's part before ``_crossformer``) and backbone family (CrossFormer, CrossFormer++): the
+    others differ from it in size, G / I or schedule only, which their own tests check without
+    a training step (Params, FLOPs, the record of the official recipe)."""
+    params = {name: row[2] for name, row in table(dataset).items()}
+    smallest: Dict[tuple, str] = {}
+    for name in sorted(params, key=params.get):
+        smallest.setdefault((name.split('_crossformer')[0], 'crossformerpp' in name), name)
+    return sorted(smallest.values())

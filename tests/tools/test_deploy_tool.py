@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import cli
-from _capture import ARCH, SIZES, onnx_runner
+from _capture import ARCH, CAPTURE, SIZES, onnx_runner
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(ROOT, 'configs', 'demo')
@@ -114,9 +114,9 @@ def test_classifier_dynamo_dynamic(tmp_path):
     results = run(config(tmp_path, 'crossformer_t_in1k.py',
                          f'model = dict(backbone=dict(arch={dict(ARCH, _delete_=True)!r}), '
                          'head=dict(in_channels=256))'),
-                  '--out', str(out), '--shape', '64', '96', '--batch', '2', '--exporter',
-                  'dynamo', '--dynamic', *shapes)
-    assert_equal_in_ort(results, [(2, 3, h, w) for _, h, w in SIZES])
+                  '--out', str(out), '--shape', str(CAPTURE[1]), str(CAPTURE[2]), '--batch',
+                  str(CAPTURE[0]), '--exporter', 'dynamo', '--dynamic', *shapes)
+    assert_equal_in_ort(results, [(CAPTURE[0], 3, h, w) for _, h, w in SIZES])
     # The batch is free too: three images at once score as each alone.
     ort = onnx_runner(out)
     images = torch.randn(3, 3, 72, 64)
