@@ -84,3 +84,9 @@ def _same_start_for_every_test():
     torch.manual_seed(0)
     yield
     torch.set_num_threads(threads)
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    """The tests marked ``slow`` first: behind them pytest-xdist's work stealing balances the
+    quick ones across the workers, where a long test that started last would run alone."""
+    items.sort(key=lambda item: item.get_closest_marker('slow') is None)

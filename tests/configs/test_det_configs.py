@@ -142,6 +142,7 @@ def test_flops_match_the_paper(name):
         assert -0.02 < published / 1e9 / paper_flops - 1 < 0  # 0.3-1.2% below every row
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', ['mask_rcnn_crossformer_s_1x',
                                   'cascade_mask_rcnn_crossformer_s_3x'])
 def test_flops_at_1280x800_of_each_two_stage_detector(name):

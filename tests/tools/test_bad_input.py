@@ -127,6 +127,7 @@ def train(work_dir, options, max_iters: int, *extra: str) -> subprocess.Complete
          *extra], cwd=ROOT, capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_resume_without_last_checkpoint_takes_the_newest_complete_one(options, tmp_path):
     assert train(tmp_path, options, 3).returncode == 0
     assert sorted(p.name for p in tmp_path.glob('iter_*.pth')) == ['iter_1.pth', 'iter_2.pth',

@@ -9,10 +9,12 @@ import sys
 
 import cv2
 import mmengine
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+@pytest.mark.slow
 def test_demo_writes_scores_and_pictures(tmp_path):
     work_dir, data_root = tmp_path / 'demo', tmp_path / 'shapes'
     subprocess.run([sys.executable, 'tools/demo.py', '--work-dir', str(work_dir), '--data-root',

@@ -105,6 +105,7 @@ def test_folded_dpb(tmp_path, retinanet):
     assert not any('.dpb.proj' in n or '.dpb.layers' in n for n in names)
 
 
+@pytest.mark.slow
 def test_classifier_dynamo_dynamic(tmp_path):
     """The dynamo exporter (torch.export converted to ONNX) with dynamic axes: one graph for
     every size from 32 x 32, where the backbone's stages turn into and out of one whole-map

@@ -52,6 +52,7 @@ def scalars(work_dir) -> list:
         return [json.loads(line) for line in f]
 
 
+@pytest.mark.slow
 def test_two_process_training_then_testing_exit_0(data_root, options, tmp_path):
     """tools/dist_train.sh with --auto-scale-lr, validation included, then tools/dist_test.sh
     of its checkpoint. The learning rate scaled to 2 processes of 1 image states the world
@@ -81,6 +82,7 @@ def test_two_process_training_then_testing_exit_0(data_root, options, tmp_path):
         assert {'coco/bbox_mAP', 'coco/segm_mAP'} <= set(json.load(f))
 
 
+@pytest.mark.slow
 def test_a_failing_rank_fails_the_run(options, tmp_path):
     """Rank 1 cannot read its annotation file, while rank 0 goes on to train."""
     config = tmp_path / 'rank1_fails.py'
@@ -98,6 +100,7 @@ def test_a_failing_rank_fails_the_run(options, tmp_path):
                                                      'annotation file '), errors
 
 
+@pytest.mark.slow
 def test_a_cancelled_run_leaves_no_process_behind(options, tmp_path):
     """SIGTERM to dist_train.sh, as a scheduler cancelling the job sends it, reaches torchrun,
     which stops the training processes (and they their dataloader workers)."""

@@ -57,6 +57,7 @@ def weights(path):
     return torch.load(path, map_location='cpu', weights_only=True)['state_dict']
 
 
+@pytest.mark.slow
 def test_run_killed_mid_way_resumes_to_the_uninterrupted_weights(options, tmp_path):
     full, killed = tmp_path / 'full', tmp_path / 'killed'
     subprocess.run(train_cmd(full, options), cwd=ROOT, check=True)

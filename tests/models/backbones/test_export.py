@@ -109,6 +109,7 @@ def test_compile_captures_the_eager_formulation_at_a_concrete_size(monkeypatch):
     assert FORMULATIONS and not any(FORMULATIONS)
 
 
+@pytest.mark.slow
 def test_compile_then_one_graph_of_the_padded_formulation_for_new_sizes(monkeypatch):
     """A second size makes the sizes symbolic: that graph, of the padded formulation, serves the
     sizes after it; the first keeps its own. It recompiles only where a stage's maps become (or
