@@ -50,7 +50,7 @@ def capturing() -> bool:
 
 
 def active(x: Tensor) -> bool:
-    """Whether the stage that computes the (B, H, W, C) map ``x`` takes this formulation:
+    """Whether the grouping and MLP of the (B, H, W, C) map ``x`` take this formulation:
     while captured, except by a ``torch.compile`` that sees concrete sizes (``dynamic=False``,
     or the default's first graph), which captures the eager formulation for that size, the
     faster. A new input size then gets a graph of symbolic sizes (``torch.compile``'s
