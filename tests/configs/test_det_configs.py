@@ -3,10 +3,9 @@
 Every config is built as it is (only its ImageNet checkpoint left out), its Params compared with
 Tables III and IV of the CrossFormer++ paper and the official README, its recipe with the
 official configs' (field by field: test_official_recipes.py); the smallest of each head and
-family runs one training step and one inference on small images. FLOPs at the papers' 1280 x 800 are counted for one Mask R-CNN
-and the Cascade Mask R-CNN always, for every config with ``CROSSFORMER_MM_FLOPS=1`` (as
-``.ci/run`` sets it).
-"""
+family runs one training step and one inference on small images. FLOPs at the papers' 1280 x 800
+are counted for one Mask R-CNN and the Cascade Mask R-CNN always, for every config with
+``CROSSFORMER_MM_FLOPS=1`` (as ``.ci/run`` sets it)."""
 import os
 import os.path as osp
 
