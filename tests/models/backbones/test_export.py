@@ -127,3 +127,55 @@ def test_compile_then_one_graph_of_the_padded_formulation_for_new_sizes(monkeypa
     assert_equal_to_eager(m, run, [(2, 100, 164), (2, 160, 96), (2, 64, 96)])
     assert FORMULATIONS and all(FORMULATIONS)
     assert counters['stats']['unique_graphs'] == 2
+
+
+@pytest.mark.parametrize('input_grad', [False, True], ids=['image', 'tokens'])
+def test_opaque_conv2d_is_conv2d_to_the_last_digit(input_grad):
+    """The op that keeps the stem's convolutions out of inductor's layout choice: its fake
+    (meta) kernel, autograd registration and gradients are torch's own convolution's."""
+    conv = torch.nn.Conv2d(3, 8, 8, 4, padding=2).double()
+    x = torch.randn(2, 3, 20, 24, dtype=torch.double, requires_grad=input_grad)
+    torch.library.opcheck(torch.ops.crossformer_mm.conv2d, (x, conv.weight, conv.bias, 4, 2))
+    inputs = [conv.weight, conv.bias] + [x] * input_grad
+    out, ref = captured.opaque_conv2d(conv, x), conv(x)
+    grad = torch.randn_like(ref)
+    assert torch.equal(out, ref)
+    for a, b in zip(torch.autograd.grad(out, inputs, grad), torch.autograd.grad(ref, inputs, grad)):
+        assert torch.equal(a, b)
+
+
+def test_compiled_cpu_training_runs_the_stem_convolutions_as_one_opaque_op():
+    """Under torch.compile, a CPU training step takes the stem CEL's convolutions through the
+    opaque op (inductor would lay them out channels-last, where their weight gradient is 14x
+    slower) and gets eager's gradients; inference and later CELs keep aten's convolution.
+    Dynamo's graphs only: AOTAutograd's handling of the op is opcheck's (above)."""
+    graphs = []
+
+    def backend(gm, inputs):
+        graphs.append(gm)
+        return gm
+
+    def conv_ops():
+        targets = [n.target for g in graphs for n in g.graph.nodes]
+        return (sum(t in (torch.ops.crossformer_mm.conv2d, torch.ops.crossformer_mm.conv2d.default)
+                    for t in targets),
+                sum(t in (torch.conv2d, torch.nn.functional.conv2d) for t in targets))
+
+    m = model().train()
+    x = torch.randn(2, 3, 64, 96)
+    torch._dynamo.reset()
+    run = torch.compile(m, backend=backend)
+    grads = []
+    for forward in (m, run):
+        m.zero_grad()
+        sum(out.square().mean() for out in forward(x)).backward()
+        grads.append([p.grad.clone() for p in m.parameters()])
+    for compiled_grad, eager_grad in zip(*grads[::-1]):
+        torch.testing.assert_close(compiled_grad, eager_grad, rtol=1e-4, atol=1e-5)
+    stem_kernels, later_cels = len(m.stages[0].cel.projs), sum(
+        len(stage.cel.projs) for stage in m.stages[1:])
+    assert conv_ops() == (stem_kernels, later_cels)
+    graphs.clear()
+    with torch.no_grad():
+        run(x)
+    assert conv_ops() == (0, stem_kernels + later_cels)
