@@ -103,15 +103,18 @@ class MatMul(nn.Module):
 def build_backbone(target: str, group_size: Optional[List[int]],
                    interval: Optional[List[int]], shape: Sequence[int]) -> nn.Module:
     """An arch name (``'s'``, ``'pp-b'``, ...), ``matmul`` (for an input of ``shape``) or a
-    config's ``model.backbone`` in the config's scope, random weights."""
+    config's ``model.backbone`` (a path, or ``'mmdet::...'``) in the config's scope, random
+    weights."""
     overrides = {k: v for k, v in dict(group_size=group_size, interval=interval).items() if v}
     if target == 'matmul':
         return MatMul(shape[-1])
     if not target.endswith('.py'):
         return CrossFormer(target, **overrides)
     from mmengine.config import Config
+    from mmengine.hub import get_config
     from mmengine.registry import MODELS, DefaultScope, init_default_scope
-    cfg = Config.fromfile(target)
+    # A toolbox's own config ('mmdet::swin/...py') through mmengine's package lookup.
+    cfg = get_config(target) if '::' in target else Config.fromfile(target)
     scope = cfg.get('default_scope', 'mmengine')
     init_default_scope(scope)
     backbone = cfg.model.backbone

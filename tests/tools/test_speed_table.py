@@ -62,3 +62,11 @@ def test_main_measures_the_peak_at_matmul_size(monkeypatch, capsys):
     assert '| matmul 512^3 | - | fp32 | 200 | | | 5.0 | 100% |' in lines
     assert '| CrossFormer-S | 224 x 224 | compile | 100 | 200 | 2.00x | 10.0 | 200% of fp32 |' \
         in lines
+
+
+def test_a_toolbox_config_target_builds_its_backbone():
+    """The table's other row, mmdet's Swin-T, named the way mmengine finds a toolbox's config."""
+    from mmdet.models.backbones import SwinTransformer
+    swin = benchmark.build_backbone(speed_table.TARGETS['Swin-T (mmdet)'][0], None, None,
+                                    (224, 224))
+    assert isinstance(swin, SwinTransformer) and len(swin.stages) == 4
