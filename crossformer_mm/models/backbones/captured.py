@@ -308,9 +308,14 @@ def opaque_conv2d(conv: nn.Conv2d, x: Tensor) -> Tensor:
     layout). For the stem's 3-channel input and kernels up to 32 x 32, oneDNN's weight gradient
     in that layout takes 373 ms against 27 ms in PyTorch's own (CrossFormer-S, 224 x 224, 2
     threads), and a compiled training step ran at 0.57x eager. The op computes exactly what
-    ``conv(x)`` computes, in the layout eager PyTorch picks.
+    ``conv(x)`` computes, in the layout eager PyTorch picks, and in autocast's dtype where
+    autocast is on (it does not reach into a custom op).
     """
-    return _conv2d(x, conv.weight, conv.bias, conv.stride[0], conv.padding[0])
+    weight, bias = conv.weight, conv.bias
+    if torch.is_autocast_enabled(x.device.type):
+        dtype = torch.get_autocast_dtype(x.device.type)
+        x, weight, bias = x.to(dtype), weight.to(dtype), bias.to(dtype)
+    return _conv2d(x, weight, bias, conv.stride[0], conv.padding[0])
 
 
 @torch.library.custom_op('crossformer_mm::conv2d', mutates_args=())

@@ -142,6 +142,9 @@ def test_opaque_conv2d_is_conv2d_to_the_last_digit(input_grad):
     assert torch.equal(out, ref)
     for a, b in zip(torch.autograd.grad(out, inputs, grad), torch.autograd.grad(ref, inputs, grad)):
         assert torch.equal(a, b)
+    with torch.autocast('cpu', dtype=torch.bfloat16):   # autocast's dtype, as conv2d's
+        out, ref = captured.opaque_conv2d(conv.float(), x.float()), conv(x.float())
+    assert out.dtype == ref.dtype == torch.bfloat16 and torch.equal(out, ref)
 
 
 def test_compiled_cpu_training_runs_the_stem_convolutions_as_one_opaque_op():
