@@ -143,7 +143,8 @@ def ort_step(module: nn.Module, x: torch.Tensor) -> Callable:
     with tempfile.TemporaryDirectory() as tmp, torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter('ignore')  # the tracer's notes on the export, not the timing
         path = osp.join(tmp, 'model.onnx')
-        torch.onnx.export(module.eval(), (x.cpu(), ), path, dynamo=False, input_names=['input'],
+        module.eval()  # not chained: some backbones' train() returns None (mmdet's Swin)
+        torch.onnx.export(module, (x.cpu(), ), path, dynamo=False, input_names=['input'],
                           opset_version=17)
         session = _ort_session(path)
     feed = {'input': x.cpu().numpy()}
