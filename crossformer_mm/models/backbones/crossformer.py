@@ -16,8 +16,8 @@ The paper's parts, one class each:
 Captured into a graph (``torch.compile``, ``torch.export``, ONNX), the model computes the same
 with the formulation of :mod:`.captured`, which serves every input size; each place where the
 two differ dispatches to it in one line (``captured.active(x)``, ``captured.capturing()``,
-``captured.exporting()`` or ``captured.compiling_cpu_training(x)``). A ``torch.compile`` that sees concrete sizes captures the eager
-formulation for them.
+``captured.exporting()`` or ``captured.compiling_cpu_training(x)``). A ``torch.compile`` that
+sees concrete sizes captures the eager formulation for them.
 """
 import numbers
 from typing import Dict, List, Optional, Sequence, Union
