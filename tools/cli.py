@@ -56,9 +56,11 @@ def amp_dtype(choice: str) -> str:
     return 'fp16' if torch.cuda.is_available() else 'bf16'
 
 
-def set_backbone_dtype(cfg: Config, dtype: str) -> None:
-    """Have the config's CrossFormer compute in ``dtype`` (``model.backbone.compute_dtype``): it
-    returns float32 maps, so heads and mmcv's ops (float32 only on CPU) run as they are."""
+def set_reduced_precision(cfg: Config, dtype: str) -> None:
+    """Have the config's model compute in ``dtype``: the CrossFormer backbone whole
+    (``model.backbone.compute_dtype``), the neck's and heads' convolutions and linear layers one
+    by one (``ReducedPrecisionHook``). Each returns float32, so what runs between them (norms,
+    NMS, RoIAlign, losses: mmcv's CPU ops take float32 only) is unchanged."""
     backbone = cfg.model.get('backbone') or {}
     kind = backbone.get('type')
     name = kind if isinstance(kind, str) else getattr(kind, '__name__', repr(kind))
@@ -66,6 +68,8 @@ def set_backbone_dtype(cfg: Config, dtype: str) -> None:
         raise CommandLineError(f'--amp {dtype} computes model.backbone in {dtype}, which needs a '
                                f'CrossFormer backbone; this config has {name}')
     backbone.compute_dtype = dtype
+    cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
+        dict(type='ReducedPrecisionHook', dtype=dtype)]
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:

@@ -9,7 +9,7 @@ import argparse
 from typing import Optional, Sequence
 
 from cli import (CommandLineError, add_amp_arg, add_common_args, amp_dtype, checked_checkpoint,
-                 load_config, run, run_cli, set_backbone_dtype, set_work_dir, setup_launcher)
+                 load_config, run, run_cli, set_reduced_precision, set_work_dir, setup_launcher)
 from crossformer_mm.engine import CheckpointMismatchError
 
 
@@ -22,7 +22,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--tta', action='store_true',
                         help="test-time augmentation: the config's tta_pipeline and tta_model "
                         '(the ADE20K configs: multi-scale and flip testing, "MS IoU")')
-    add_amp_arg(parser, 'the backbone computes in reduced precision and gives the heads float32')
+    add_amp_arg(parser, 'the backbone, neck and heads compute in reduced precision, each handing '
+                'on float32')
     parser.add_argument('--allow-partial', action='store_true',
                         help='test even if the checkpoint does not fit the model (missing or '
                         'unexpected keys, other shapes); without it that is an error')
@@ -39,7 +40,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if not args.allow_partial:
         cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [dict(type='CheckpointFitHook')]
     if args.amp:
-        set_backbone_dtype(cfg, amp_dtype(args.amp))
+        set_reduced_precision(cfg, amp_dtype(args.amp))
     if args.tta:
         if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
             raise CommandLineError('--tta needs tta_model and tta_pipeline in the config')

@@ -12,7 +12,7 @@ import torch
 from mmengine.logging import print_log
 
 from cli import (CommandLineError, add_amp_arg, add_common_args, amp_dtype, checked_checkpoint,
-                 load_config, run, run_cli, set_backbone_dtype, set_work_dir, setup_launcher)
+                 load_config, run, run_cli, set_reduced_precision, set_work_dir, setup_launcher)
 from crossformer_mm.engine import ResumeError, find_resume_checkpoint
 
 
@@ -21,7 +21,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     add_common_args(parser)
     parser.add_argument('--work-dir', help='where logs and checkpoints go')
     add_amp_arg(parser, 'mixed precision; fp16: mmengine\'s AmpOptimWrapper (autocast and loss '
-                'scaling, CUDA), bf16: the backbone computes in bf16 (CPU or CUDA)')
+                'scaling, CUDA), bf16: the backbone, neck and heads compute in bf16, each handing on '
+                'float32 (CPU or CUDA)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate by the actual total batch size')
     parser.add_argument(
@@ -61,7 +62,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
     elif dtype == 'bf16':
-        set_backbone_dtype(cfg, dtype)
+        set_reduced_precision(cfg, dtype)
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             raise CommandLineError('--auto-scale-lr needs auto_scale_lr.base_batch_size in '
