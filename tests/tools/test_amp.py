@@ -1,7 +1,8 @@
 """Reduced precision in every toolbox: ``model.backbone.compute_dtype`` in a config (what the
-Inferencers build from) and ``--amp`` of tools/test.py and tools/train.py. The backbone computes
-in bf16 and hands float32 maps to the neck, so mmcv's float32-only CPU ops (NMS, RoIAlign) run
-and the scores stay within bf16's rounding of float32's."""
+Inferencers build from), ``compute_layers_in`` for the neck and heads, and ``--amp`` of
+tools/test.py and tools/train.py (both). The backbone and each layer after it compute in bf16
+and hand on float32, so mmcv's float32-only CPU ops (NMS, RoIAlign) run and the scores stay
+within bf16's rounding of float32's."""
 import importlib
 import os.path as osp
 
@@ -13,6 +14,7 @@ from mmengine.registry import DefaultScope, init_default_scope
 
 import cli
 from _tools import fails, tool
+from crossformer_mm.engine import compute_layers_in, reduced_precision
 from crossformer_mm.models.backbones import precision
 from shapes import data_root_options, make_shapes_dataset
 
@@ -33,6 +35,16 @@ def autocasts(monkeypatch):
     calls = []
     original = precision.autocast
     monkeypatch.setattr(precision, 'autocast',
+                        lambda device, dtype: calls.append(dtype) or original(device, dtype))
+    return calls
+
+
+@pytest.fixture
+def layer_autocasts(monkeypatch):
+    """The dtypes the neck's and heads' layers autocast to (compute_layers_in), call by call."""
+    calls = []
+    original = reduced_precision.autocast
+    monkeypatch.setattr(reduced_precision, 'autocast',
                         lambda device, dtype: calls.append(dtype) or original(device, dtype))
     return calls
 
@@ -81,7 +93,7 @@ def test_segmentor_and_classifier(autocasts, config, backbone, shape):
     assert_close_not_equal(low, ref)   # seg logits / class scores
 
 
-def test_detector_heads_get_float32_and_nms_runs(autocasts):
+def test_detector_heads_get_float32_and_nms_runs(autocasts, layer_autocasts):
     from mmdet.structures import DetDataSample
     x = torch.randn(2, 3, 64, 96)
     samples = [DetDataSample(metainfo=dict(img_shape=(64, 96), ori_shape=(64, 96),
@@ -91,10 +103,14 @@ def test_detector_heads_get_float32_and_nms_runs(autocasts):
         ref_rpn = ref.rpn_head(ref.extract_feat(x))
         model = build(DET, 'bf16')
         dtypes = neck_inputs(model)
+        rpn_conv = []   # registered before compute_layers_in's hooks: sees the bf16 output
+        model.rpn_head.rpn_conv.register_forward_hook(lambda m, a, out: rpn_conv.append(out.dtype))
+        assert compute_layers_in(model, 'bf16') > 0
         rpn = model.rpn_head(model.extract_feat(x))
         # NMS (RPN and RoI head) and RoIAlign: float32 only on CPU.
         results = model.predict(x, samples)
     assert autocasts == [torch.bfloat16] * 2 and dtypes == [{torch.float32}] * 2
+    assert set(layer_autocasts) == {torch.bfloat16} and set(rpn_conv) == {torch.bfloat16}
     for low, ref_level in zip(sum(rpn, []), sum(ref_rpn, [])):  # RPN scores and boxes
         assert_close_not_equal(low, ref_level)
     for result in results:
@@ -102,14 +118,16 @@ def test_detector_heads_get_float32_and_nms_runs(autocasts):
         assert len(result.pred_instances) > 0
 
 
-def test_inferencer_takes_it_from_the_config(autocasts):
+def test_inferencer_takes_it_from_the_config(autocasts, layer_autocasts):
+    """The backbone's dtype from the config; the neck's and heads' from compute_layers_in."""
     from mmdet.apis import DetInferencer
     cfg = Config.fromfile(osp.join(ROOT, DET))
     cfg.model.backbone.compute_dtype = 'bfloat16'
     inferencer = DetInferencer(model=cfg, weights=None, device='cpu', show_progress=False)
+    compute_layers_in(inferencer.model, 'bfloat16')
     image = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
     result = inferencer(image, return_datasamples=True)['predictions'][0]
-    assert autocasts == [torch.bfloat16]
+    assert autocasts == [torch.bfloat16] and set(layer_autocasts) == {torch.bfloat16}
     assert result.pred_instances.scores.dtype == torch.float32
 
 
@@ -126,16 +144,21 @@ def data_options(tmp_path_factory):
     return [f'{k}={v}' for k, v in options.items()]
 
 
-def test_train_and_test_tools_amp_on_cpu(autocasts, data_options, tmp_path, monkeypatch):
-    """The demo Mask R-CNN trains and tests with ``--amp`` on CPU (bf16, the backbone only)."""
+def test_train_and_test_tools_amp_on_cpu(autocasts, layer_autocasts, data_options, tmp_path,
+                                        monkeypatch):
+    """The demo Mask R-CNN trains and tests with ``--amp`` on CPU: bf16 in the backbone and in
+    the neck's and heads' layers."""
     monkeypatch.setattr(cli.torch.cuda, 'is_available', lambda: False)
     cli.run_cli(tool('train').main, [DET, '--amp', '--work-dir', str(tmp_path),
                                      '--cfg-options', *data_options])
     assert autocasts == [torch.bfloat16] * 2  # one training step, validation at the end
+    assert set(layer_autocasts) == {torch.bfloat16}
+    trained = len(layer_autocasts)
     checkpoint = tmp_path / 'iter_1.pth'
     cli.run_cli(tool('test').main, [DET, str(checkpoint), '--amp', '--work-dir', str(tmp_path),
                                     '--cfg-options', *data_options])
     assert autocasts == [torch.bfloat16] * 3  # and the test: one batch of 2 val images
+    assert len(layer_autocasts) > trained
 
 
 def test_fp16_training_needs_cuda(capsys, monkeypatch):
@@ -148,8 +171,10 @@ def test_amp_defaults_and_backbones():
     assert cli.amp_dtype('fp16') == 'fp16' and cli.amp_dtype('bf16') == 'bf16'
     assert cli.amp_dtype('auto') == ('fp16' if torch.cuda.is_available() else 'bf16')
     cfg = Config(dict(model=dict(backbone=dict(type='CrossFormer'))))
-    cli.set_backbone_dtype(cfg, 'bf16')
+    cli.set_reduced_precision(cfg, 'bf16')
     assert cfg.model.backbone.compute_dtype == 'bf16'
+    assert cfg.custom_hooks == [dict(type='ReducedPrecisionHook', dtype='bf16')]
     with pytest.raises(cli.CommandLineError, match='^--amp bf16 computes model.backbone in '
                        'bf16, which needs a CrossFormer backbone; this config has ResNet$'):
-        cli.set_backbone_dtype(Config(dict(model=dict(backbone=dict(type='ResNet')))), 'bf16')
+        cli.set_reduced_precision(Config(dict(model=dict(backbone=dict(type='ResNet')))),
+                                  'bf16')
