@@ -39,6 +39,7 @@ SCRIPT = textwrap.dedent('''
     from mmengine.registry import DATASETS, HOOKS
     assert HOOKS.get('AtomicCheckpointHook') is crossformer_mm.engine.AtomicCheckpointHook
     assert HOOKS.get('RandomStateHook') is crossformer_mm.engine.RandomStateHook
+    assert HOOKS.get('ReducedPrecisionHook') is crossformer_mm.engine.ReducedPrecisionHook
     assert DATASETS.get('NameFilesOnError') is crossformer_mm.datasets.NameFilesOnError
     assert [o.shape[1] for o in outs] == [16, 32, 64, 128], [o.shape for o in outs]
     print('IMPORTED', sorted(m for m in {toolboxes!r} if m in sys.modules))
