@@ -21,8 +21,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     add_common_args(parser)
     parser.add_argument('--work-dir', help='where logs and checkpoints go')
     add_amp_arg(parser, 'mixed precision; fp16: mmengine\'s AmpOptimWrapper (autocast and loss '
-                'scaling, CUDA), bf16: the backbone, neck and heads compute in bf16, each handing on '
-                'float32 (CPU or CUDA)')
+                'scaling, CUDA), bf16: the backbone, neck and heads compute in bf16, each '
+                'handing on float32 (CPU or CUDA)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate by the actual total batch size')
     parser.add_argument(

@@ -8,6 +8,7 @@ Whole-model autocast (mmengine's ``test_cfg.fp16=True``) would hand mmcv's float
 computes under autocast on its own and returns its input's dtype: every op between the layers
 (norms, activations, box decoding, NMS, RoIAlign, losses) sees float32 as before.
 """
+import threading
 from functools import partial
 from typing import List, Sequence, Tuple, Union
 
@@ -22,20 +23,26 @@ from ..models.backbones.precision import autocast, resolve_dtype
 #: The layers that compute in the reduced dtype: convolutions (transposed too) and linear.
 LAYERS = (nn.modules.conv._ConvNd, nn.Linear)
 
-#: (autocast context, input dtype) of the layers running now; layers are leaves, so a stack
-#: of depth one per thread of the model.
-_running: List[Tuple[torch.autocast, torch.dtype]] = []
+#: Per thread, (autocast context, input dtype) of the layer running now: layers are leaves, so
+#: the stack is at most one deep.
+_local = threading.local()
+
+
+def _running() -> List[Tuple[torch.autocast, torch.dtype]]:
+    if not hasattr(_local, 'running'):
+        _local.running = []
+    return _local.running
 
 
 def _enter(dtype: torch.dtype, module: nn.Module, args: tuple) -> None:
     x = args[0]
     context = autocast(x.device.type, dtype)
     context.__enter__()
-    _running.append((context, x.dtype))
+    _running().append((context, x.dtype))
 
 
 def _leave(module: nn.Module, args: tuple, output: Tensor) -> Tensor:
-    context, dtype = _running.pop()
+    context, dtype = _running().pop()
     context.__exit__(None, None, None)
     return output.to(dtype) if isinstance(output, Tensor) else output  # None: it raised
 
@@ -43,7 +50,8 @@ def _leave(module: nn.Module, args: tuple, output: Tensor) -> Tensor:
 def compute_layers_in(model: nn.Module, dtype: Union[str, torch.dtype],
                       skip: Sequence[str] = ('backbone', )) -> int:
     """Have every convolution and linear layer of ``model``, outside the submodules named in
-    ``skip`` (at any depth), compute in ``dtype`` (``'bf16'``, ``'fp16'``, ...) and return its input's dtype.
+    ``skip`` (at any depth), compute in ``dtype`` (``'bf16'``, ``'fp16'``, ...) and return its
+    input's dtype.
 
     For a model already built, e.g. an Inferencer's ``inferencer.model``; configs and the tools
     use :class:`ReducedPrecisionHook`. The CrossFormer backbone is skipped by default: its own

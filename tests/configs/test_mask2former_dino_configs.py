@@ -85,7 +85,8 @@ def test_recipe_is_the_swin_configs(name):
     _, _, swin_config, head = FAMILIES[family]
     swin = get_config(swin_config)
     # mmseg's Mask2Former config imports mmdet's models, ours the plugin too.
-    assert cfg.custom_imports.imports == ['mmdet.models'] * (family == 'ade20k') + ['crossformer_mm']
+    imports = ['mmdet.models'] * (family == 'ade20k') + ['crossformer_mm']
+    assert cfg.custom_imports.imports == imports
     for key in ('param_scheduler', 'train_cfg', 'auto_scale_lr', 'train_pipeline'):
         assert plain(cfg.get(key)) == plain(swin.get(key)), key
     optim, swin_optim = plain(cfg.optim_wrapper), plain(swin.optim_wrapper)
