@@ -11,6 +11,9 @@ A setting is a ``+``-joined list of tokens:
   :mod:`crossformer_mm.testing.oracle` with the same weights;
 * ``fp32`` (default), ``bf16`` or ``fp16``: autocast dtype;
 * ``eager`` (default) or ``compile``: ``torch.compile`` the model (compiled in the warm-up);
+* ``freeze``: inference compiled with inductor's ``freezing`` (implies ``compile``): the weights
+  become constants of the graph, folded and prepacked for the CPU's matmul kernels, so such a
+  graph is for a model whose weights no longer change;
 * ``cp``: activation checkpointing (``with_cp=True``);
 * ``ort``: inference in ONNX Runtime (CPU, as many threads as PyTorch) of the model exported
   with the legacy exporter at the input's shape.
@@ -62,6 +65,7 @@ class Setting:
     oracle: bool = False
     dtype: Optional[torch.dtype] = None
     compile: bool = False
+    freeze: bool = False
     with_cp: bool = False
     ort: bool = False
 
@@ -76,12 +80,15 @@ def parse_setting(text: str) -> Setting:
             fields['dtype'] = DTYPES[token]
         elif token in ('eager', 'compile'):
             fields['compile'] = token == 'compile'
+        elif token == 'freeze':
+            fields['freeze'] = True
         elif token in ('cp', 'ort'):
             fields['with_cp' if token == 'cp' else 'ort'] = True
         else:
             raise argparse.ArgumentTypeError(
                 f'unknown setting token {token!r}; use production|oracle, fp32|bf16|fp16, '
-                'eager|compile, cp, ort, joined by +')
+                'eager|compile, freeze, cp, ort, joined by +')
+    fields['compile'] = fields.get('compile', False) or fields.get('freeze', False)
     setting = Setting(**fields)
     if setting.ort and (setting.oracle or setting.dtype or setting.compile or setting.with_cp):
         raise argparse.ArgumentTypeError(f'{text}: ort runs the exported float32 model only')
@@ -163,8 +170,11 @@ def make_step(base: CrossFormer, setting: Setting, mode: str, x: torch.Tensor) -
             raise ValueError(f'{setting.name}: ONNX Runtime runs inference only')
         return ort_step(module, x)
     module.train(mode == 'train')
+    if setting.freeze and mode != 'infer':
+        raise ValueError(f'{setting.name}: freeze compiles inference only (the weights become '
+                         'constants of the graph)')
     if setting.compile:
-        module = torch.compile(module)
+        module = torch.compile(module, options={'freezing': True} if setting.freeze else None)
     autocast = torch.autocast(x.device.type, dtype=setting.dtype,
                               enabled=setting.dtype is not None)
 

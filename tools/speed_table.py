@@ -4,11 +4,11 @@
 
 For each backbone (CrossFormer-S with the dense G / I, and mmdet's Swin-T, what a user would
 pick instead) and input, runs ``tools/benchmark.py TARGET --compare fp32 SETTING --modes infer``
-in a fresh process for SETTING in bf16, compile, compile+bf16 and ort, and the matmul peak the
-same way (``matmul``, an N x N by N x N fp32 and bf16 product, N = ``--matmul-size``). Prints a
-markdown table: medians, each setting's speed against the float32 runs of its own process
-(median of run-by-run ratios), and multiply-adds per second as a share of the matmul peak of the
-same dtype.
+in a fresh process for SETTING in bf16, compile, compile+bf16, freeze, freeze+bf16 and ort, and
+the matmul peak the same way (``matmul``, an N x N by N x N fp32 and bf16 product, N =
+``--matmul-size``). Prints a markdown table: medians, each setting's speed against the float32
+runs of its own process (median of run-by-run ratios), and multiply-adds per second as a share
+of the matmul peak of the same dtype.
 """
 import argparse
 import multiprocessing as mp
@@ -20,7 +20,7 @@ TARGETS = {
                       '1'],
     'Swin-T (mmdet)': ['mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py'],
 }
-SETTINGS = ('bf16', 'compile', 'compile+bf16', 'ort')
+SETTINGS = ('bf16', 'compile', 'compile+bf16', 'freeze', 'freeze+bf16', 'ort')
 
 
 def run_pair(argv: List[str]) -> Tuple[Dict[str, List[float]], int]:

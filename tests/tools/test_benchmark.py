@@ -23,6 +23,19 @@ def test_parse_setting():
     assert benchmark.parse_setting('production') == benchmark.Setting('production')
     with pytest.raises(Exception, match='unknown setting token'):
         benchmark.parse_setting('fp32+fast')
+    assert benchmark.parse_setting('freeze+bf16') == benchmark.Setting(
+        'freeze+bf16', dtype=torch.bfloat16, compile=True, freeze=True)
+
+
+def test_freeze_compiles_inference_with_inductor_freezing(monkeypatch):
+    compiled = []
+    monkeypatch.setattr(torch, 'compile', lambda module, **kw: compiled.append(kw) or module)
+    base, x = benchmark.MatMul(2), torch.ones(1, 1, 2, 2)
+    for name in ('compile', 'freeze'):
+        benchmark.make_step(base, benchmark.parse_setting(name), 'infer', x)()
+    assert compiled == [dict(options=None), dict(options={'freezing': True})]
+    with pytest.raises(ValueError, match='freeze: freeze compiles inference only'):
+        benchmark.make_step(base, benchmark.parse_setting('freeze'), 'train', x)
 
 
 def test_compare_alternates_the_settings_and_prints_their_ratios(monkeypatch, capsys):
