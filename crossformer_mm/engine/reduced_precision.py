@@ -23,26 +23,26 @@ from ..models.backbones.precision import autocast, resolve_dtype
 #: The layers that compute in the reduced dtype: convolutions (transposed too) and linear.
 LAYERS = (nn.modules.conv._ConvNd, nn.Linear)
 
-#: Per thread, (autocast context, input dtype) of the layer running now: layers are leaves, so
-#: the stack is at most one deep.
-_local = threading.local()
+class _Running(threading.local):
+    """Per thread, (autocast context, input dtype) of the layer running now: layers are leaves,
+    so the stack is at most one deep."""
+
+    def __init__(self) -> None:
+        self.stack: List[Tuple[torch.autocast, torch.dtype]] = []
 
 
-def _running() -> List[Tuple[torch.autocast, torch.dtype]]:
-    if not hasattr(_local, 'running'):
-        _local.running = []
-    return _local.running
+_running = _Running()
 
 
 def _enter(dtype: torch.dtype, module: nn.Module, args: tuple) -> None:
     x = args[0]
     context = autocast(x.device.type, dtype)
     context.__enter__()
-    _running().append((context, x.dtype))
+    _running.stack.append((context, x.dtype))
 
 
 def _leave(module: nn.Module, args: tuple, output: Tensor) -> Tensor:
-    context, dtype = _running().pop()
+    context, dtype = _running.stack.pop()
     context.__exit__(None, None, None)
     return output.to(dtype) if isinstance(output, Tensor) else output  # None: it raised
 

@@ -81,7 +81,7 @@ def test_a_layer_that_raises_leaves_autocast_off(model):
     compute_layers_in(model, 'bf16')
     with pytest.raises(RuntimeError):
         model.head.fc(torch.randn(2, 7))   # wrong width
-    assert not torch.is_autocast_enabled('cpu') and reduced_precision._running() == []
+    assert not torch.is_autocast_enabled('cpu') and reduced_precision._running.stack == []
 
 
 def test_hook(model):
