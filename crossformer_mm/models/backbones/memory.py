@@ -9,7 +9,9 @@ arithmetic):
 * :func:`attend`: PyTorch's fused CPU attention has no gradient for its mask, so with the DPB's
   learnt bias it would fall back to the math path and keep every (groups, heads, N, N)
   probability; :class:`_BiasedAttentionCPU` runs the fused kernel forward and recomputes the
-  probabilities a few groups at a time in backward, as flash attention does.
+  probabilities a few groups at a time in backward, as flash attention does. In bfloat16 /
+  float16 the fused CPU kernel computes in float32 inside and gains nothing, so there attention
+  is written out (matmul, softmax, matmul), a few groups at a time (:func:`_attend_in_chunks`).
 * :func:`gelu_mlp` (``fc2(gelu(fc1(x)))``): training keeps fc1's output only and recomputes the
   GELU in backward (:class:`_GeluLinear`); inference runs a few thousand tokens at a time with
   the GELU in place.
@@ -69,9 +71,8 @@ class _BiasedAttentionCPU(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, qkv: Tensor, bias: Tensor) -> Tensor:
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)
         # A mask that requires grad, even in no-grad mode, sends PyTorch to its math path.
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.detach().to(q.dtype)[None])
+        out = _attend_cpu(qkv, bias.detach())
         ctx.save_for_backward(qkv, bias)
         return out
 
@@ -97,19 +98,51 @@ class _BiasedAttentionCPU(torch.autograd.Function):
         return grad_qkv, grad_bias.to(bias.dtype)
 
 
+def _fused_attention(qkv: Tensor, bias: Tensor) -> Tensor:
+    """PyTorch's ``scaled_dot_product_attention`` with the bias as its mask."""
+    q, k, v = qkv.permute(2, 0, 3, 1, 4)
+    # A 4-D mask lets PyTorch pick its fused kernels (a 3-D one falls back to math).
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype)[None])
+
+
+def _attend_in_chunks(qkv: Tensor, bias: Tensor) -> Tensor:
+    """Matmul, softmax, matmul a few groups at a time, in qkv's dtype, into one output laid
+    out (groups, N, heads, d) as the fused kernel's is, so that merging the heads is free."""
+    groups, n, _, heads, d = qkv.shape
+    bias = bias.to(qkv.dtype)
+    out = qkv.new_empty(groups, n, heads, d)
+    step = _chunk_rows(bias.numel())   # groups whose probabilities are computed at once
+    for i in range(0, groups, step):
+        q, k, v = qkv[i:i + step].permute(2, 0, 3, 1, 4)
+        logits = torch.matmul(q * d**-0.5, k.transpose(-2, -1)).add_(bias)
+        out[i:i + step] = torch.matmul(logits.softmax(-1), v).transpose(1, 2)
+    return out.transpose(1, 2)
+
+
+def _attend_cpu(qkv: Tensor, bias: Tensor) -> Tensor:
+    """The fused kernel in float32. In bfloat16 / float16 that kernel computes in float32
+    inside and gains nothing, while written-out matmuls run at the dtype's speed."""
+    if qkv.dtype in (torch.bfloat16, torch.float16):
+        return _attend_in_chunks(qkv, bias)
+    return _fused_attention(qkv, bias)
+
+
 def attend(qkv: Tensor, bias: Tensor) -> Tensor:
     """Attention within groups: (groups, N, 3, heads, d) qkv and a (heads, N, N) bias ->
     (groups, heads, N, d).
 
     PyTorch's fused CPU kernel has no gradient for its mask, so when the DPB's bias needs one
     the kernel would fall back to the math path, which keeps every (groups, heads, N, N)
-    probability for the backward pass; :class:`_BiasedAttentionCPU` avoids that.
+    probability for the backward pass; :class:`_BiasedAttentionCPU` avoids that. CPU inference
+    and that function's forward pass take :func:`_attend_cpu`.
     """
-    if bias.requires_grad and _autograd() and qkv.device.type == 'cpu':
+    if qkv.device.type != 'cpu':
+        return _fused_attention(qkv, bias)
+    if bias.requires_grad and _autograd():
         return _BiasedAttentionCPU.apply(qkv, bias)
-    q, k, v = qkv.permute(2, 0, 3, 1, 4)
-    # A 4-D mask lets PyTorch pick its fused kernels (a 3-D one falls back to math).
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype)[None])
+    if torch.is_grad_enabled():   # autograd through the fused kernel keeps nothing large
+        return _fused_attention(qkv, bias)
+    return _attend_cpu(qkv, bias)
 
 
 class _GeluLinear(torch.autograd.Function):

@@ -12,7 +12,7 @@ from crossformer_mm.models.backbones.crossformer import CrossFormerFFN
 def _reference_attention(qkv, bias):
     """Matmul, softmax, matmul: what autograd differentiates without help."""
     q, k, v = qkv.permute(2, 0, 3, 1, 4)
-    logits = q @ k.transpose(-2, -1) * q.shape[-1]**-0.5 + bias
+    logits = q * q.shape[-1]**-0.5 @ k.transpose(-2, -1) + bias
     return logits.softmax(-1) @ v
 
 
@@ -30,6 +30,22 @@ def test_attention_gradients_with_the_learnt_bias(monkeypatch, chunk):
     expected_out.backward(grad)
     torch.testing.assert_close(out, expected_out, rtol=0, atol=1e-5)
     torch.testing.assert_close(got, (qkv.grad, bias.grad), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize('chunk', [1 << 22, 3 * 2 * 12 * 12])   # one chunk; 3 of 7 groups
+def test_low_precision_attention_is_written_out(monkeypatch, chunk):
+    """In bfloat16 the CPU path is matmul, softmax, matmul in chunks of groups (the fused kernel
+    computes in float32 inside), laid out as the fused kernel's output, in training too."""
+    monkeypatch.setattr(memory, 'CHUNK_ELEMENTS', chunk)
+    qkv = torch.randn(7, 12, 3, 2, 8).bfloat16().requires_grad_()
+    bias = torch.randn(2, 12, 12, requires_grad=True)
+    expected = _reference_attention(qkv.detach(), bias.detach().bfloat16())
+    with torch.no_grad():
+        out = memory.attend(qkv, bias)
+    assert out.dtype == torch.bfloat16 and out.transpose(1, 2).is_contiguous()
+    assert torch.equal(out, expected)   # the same ops in the same dtype
+    monkeypatch.setattr(memory, '_fused_attention', None)   # not called in bfloat16 on CPU
+    assert torch.equal(memory.attend(qkv, bias), expected)   # forward of _BiasedAttentionCPU
 
 
 def _saved_shapes(fn, *args) -> list:
