@@ -46,6 +46,10 @@ def test_low_precision_attention_is_written_out(monkeypatch, chunk):
     assert torch.equal(out, expected)   # the same ops in the same dtype
     monkeypatch.setattr(memory, '_fused_attention', None)   # not called in bfloat16 on CPU
     assert torch.equal(memory.attend(qkv, bias), expected)   # forward of _BiasedAttentionCPU
+    monkeypatch.undo()
+    monkeypatch.setattr(memory, '_attend_in_chunks', None)   # float32 keeps the fused kernel
+    with torch.no_grad():
+        memory.attend(qkv.float(), bias)
 
 
 def _saved_shapes(fn, *args) -> list:
