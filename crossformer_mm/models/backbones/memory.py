@@ -62,6 +62,11 @@ def permute_tokens(x: Tensor, order: Tensor, inverse: Tensor) -> Tensor:
     return x.index_select(0, order)
 
 
+def _probabilities(q: Tensor, k: Tensor, bias: Tensor) -> Tensor:
+    """softmax(q k^T / sqrt(d) + bias) of (..., N, d) queries and keys: attention's weights."""
+    return torch.matmul(q * q.shape[-1]**-0.5, k.transpose(-2, -1)).add_(bias).softmax(-1)
+
+
 class _BiasedAttentionCPU(torch.autograd.Function):
     """Attention with a learnt bias, for training on CPU: see :func:`attend`.
 
@@ -88,7 +93,7 @@ class _BiasedAttentionCPU(torch.autograd.Function):
             chunk = slice(i, i + step)
             q, k, v = (t.contiguous() for t in qkv[chunk].permute(2, 0, 3, 1, 4))
             grad = grad_out[chunk].contiguous()
-            p = torch.softmax(q @ k.transpose(-2, -1) * scale + bias.to(q.dtype), -1)
+            p = _probabilities(q, k, bias.to(q.dtype))
             grad_p = grad @ v.transpose(-2, -1)
             grad_logits = p * (grad_p - (p * grad_p).sum(-1, keepdim=True))
             grad_bias += grad_logits.sum(0, dtype=torch.float32)
@@ -114,8 +119,7 @@ def _attend_in_chunks(qkv: Tensor, bias: Tensor) -> Tensor:
     step = _chunk_rows(bias.numel())   # groups whose probabilities are computed at once
     for i in range(0, groups, step):
         q, k, v = qkv[i:i + step].permute(2, 0, 3, 1, 4)
-        logits = torch.matmul(q * d**-0.5, k.transpose(-2, -1)).add_(bias)
-        out[i:i + step] = torch.matmul(logits.softmax(-1), v).transpose(1, 2)
+        out[i:i + step] = torch.matmul(_probabilities(q, k, bias), v).transpose(1, 2)
     return out.transpose(1, 2)
 
 
