@@ -147,22 +147,26 @@ def test_opaque_conv2d_is_conv2d_to_the_last_digit(input_grad):
     assert out.dtype == ref.dtype == torch.bfloat16 and torch.equal(out, ref)
 
 
-def test_compiled_cpu_training_runs_the_stem_convolutions_as_one_opaque_op():
+def test_compiled_graphs_call_the_stem_convolutions_and_token_permutations_as_ops():
     """Under torch.compile, a CPU training step takes the stem CEL's convolutions through the
     opaque op (inductor would lay them out channels-last, where their weight gradient is 14x
-    slower) and gets eager's gradients; inference and later CELs keep aten's convolution.
-    Dynamo's graphs only: AOTAutograd's handling of the op is opcheck's (above)."""
+    slower) and gets eager's gradients; inference and later CELs keep aten's convolution. Every
+    attention's two token permutations stay an op in both (inductor would fuse the gathers into
+    the LayerNorms beside them). Dynamo's graphs only: AOTAutograd's handling of the ops is
+    opcheck's (here and in test_memory.py)."""
     graphs = []
 
     def backend(gm, inputs):
         graphs.append(gm)
         return gm
 
-    def conv_ops():
+    def ops():
         targets = [n.target for g in graphs for n in g.graph.nodes]
         return (sum(t in (torch.ops.crossformer_mm.conv2d, torch.ops.crossformer_mm.conv2d.default)
                     for t in targets),
-                sum(t in (torch.conv2d, torch.nn.functional.conv2d) for t in targets))
+                sum(t in (torch.conv2d, torch.nn.functional.conv2d) for t in targets),
+                sum(t in (torch.ops.crossformer_mm.permute_tokens,
+                          torch.ops.crossformer_mm.permute_tokens.default) for t in targets))
 
     m = model(dict(ARCH, depths=[1, 1, 1, 1])).train()   # one block a stage: a shorter trace
     x = torch.randn(2, 3, 64, 96)
@@ -177,8 +181,9 @@ def test_compiled_cpu_training_runs_the_stem_convolutions_as_one_opaque_op():
         torch.testing.assert_close(compiled_grad, eager_grad, rtol=1e-4, atol=1e-5)
     stem_kernels, later_cels = len(m.stages[0].cel.projs), sum(
         len(stage.cel.projs) for stage in m.stages[1:])
-    assert conv_ops() == (stem_kernels, later_cels)
+    permutations = 2 * len(m.stages)
+    assert ops() == (stem_kernels, later_cels, permutations)
     graphs.clear()
     with torch.no_grad():
         run(x)
-    assert conv_ops() == (0, stem_kernels + later_cels)
+    assert ops() == (0, stem_kernels + later_cels, permutations)
