@@ -22,6 +22,10 @@ def test_attention_gradients_with_the_learnt_bias(monkeypatch, chunk):
     qkv = torch.randn(7, 12, 3, 2, 8, requires_grad=True)   # groups, N, qkv, heads, d
     bias = torch.randn(2, 12, 12, requires_grad=True)
     grad = torch.randn(7, 2, 12, 8)
+    # Ops of their own: fake kernels (output layouts) and autograd checked by opcheck.
+    torch.library.opcheck(torch.ops.crossformer_mm.biased_attention, (qkv, bias))
+    torch.library.opcheck(torch.ops.crossformer_mm.biased_attention_backward,
+                          (grad, qkv.detach(), bias.detach()))
     out = memory.attend(qkv, bias)
     out.backward(grad)
     got = qkv.grad, bias.grad
@@ -45,7 +49,7 @@ def test_low_precision_attention_is_written_out(monkeypatch, chunk):
     assert out.dtype == torch.bfloat16 and out.transpose(1, 2).is_contiguous()
     assert torch.equal(out, expected)   # the same ops in the same dtype
     monkeypatch.setattr(memory, '_fused_attention', None)   # not called in bfloat16 on CPU
-    assert torch.equal(memory.attend(qkv, bias), expected)   # forward of _BiasedAttentionCPU
+    assert torch.equal(memory.attend(qkv, bias), expected)   # forward of _biased_attention
     monkeypatch.undo()
     monkeypatch.setattr(memory, '_attend_in_chunks', None)   # float32 keeps the fused kernel
     with torch.no_grad():
