@@ -92,8 +92,8 @@ def _biased_attention(qkv: Tensor, bias: Tensor) -> Tensor:
 
     The forward pass runs :func:`_attend_cpu`; the backward pass recomputes the probabilities a
     few groups at a time, as flash attention does, instead of keeping all of them. An op of its
-    own, so that ``torch.compile`` calls it as it is: traced, its backward ran 2.5x slower
-    (stage 1 of CrossFormer-S at 800 x 1216, dense G / I, 2 AVX2 cores).
+    own, so that ``torch.compile`` calls it as it is: traced, forward and backward ran 2.5x
+    slower (stage 1 of CrossFormer-S at 800 x 1216, dense G / I, 2 AVX2 cores).
     """
     # A mask that requires grad, even in no-grad mode, sends PyTorch to its math path.
     out = _attend_cpu(qkv, bias.detach())
