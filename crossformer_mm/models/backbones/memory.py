@@ -86,6 +86,13 @@ def _probabilities(q: Tensor, k: Tensor, bias: Tensor) -> Tensor:
     return torch.matmul(q * q.shape[-1]**-0.5, k.transpose(-2, -1)).add_(bias).softmax(-1)
 
 
+def _heads_last(qkv: Tensor) -> Tensor:
+    """An empty (groups, heads, N, d) output laid out (groups, N, heads, d), as the fused
+    kernel's is, so that merging the heads is free."""
+    groups, n, _, heads, d = qkv.shape
+    return qkv.new_empty(groups, n, heads, d).transpose(1, 2)
+
+
 @torch.library.custom_op('crossformer_mm::biased_attention', mutates_args=())
 def _biased_attention(qkv: Tensor, bias: Tensor) -> Tensor:
     """Attention with a learnt bias, for training on CPU: see :func:`attend`.
@@ -98,12 +105,6 @@ def _biased_attention(qkv: Tensor, bias: Tensor) -> Tensor:
     # A mask that requires grad, even in no-grad mode, sends PyTorch to its math path.
     out = _attend_cpu(qkv, bias.detach())
     return out if out.transpose(1, 2).is_contiguous() else _heads_last(qkv).copy_(out)
-
-
-def _heads_last(qkv: Tensor) -> Tensor:
-    """An empty (groups, heads, N, d) output laid out (groups, N, heads, d), as attention's."""
-    groups, n, _, heads, d = qkv.shape
-    return qkv.new_empty(groups, n, heads, d).transpose(1, 2)
 
 
 @_biased_attention.register_fake
@@ -160,15 +161,14 @@ def _fused_attention(qkv: Tensor, bias: Tensor) -> Tensor:
 
 def _attend_in_chunks(qkv: Tensor, bias: Tensor) -> Tensor:
     """Matmul, softmax, matmul a few groups at a time, in qkv's dtype, into one output laid
-    out (groups, N, heads, d) as the fused kernel's is, so that merging the heads is free."""
-    groups, n, _, heads, d = qkv.shape
+    out as the fused kernel's (:func:`_heads_last`)."""
     bias = bias.to(qkv.dtype)
-    out = qkv.new_empty(groups, n, heads, d)
+    out = _heads_last(qkv)
     step = _chunk_rows(bias.numel())   # groups whose probabilities are computed at once
-    for i in range(0, groups, step):
+    for i in range(0, qkv.shape[0], step):
         q, k, v = qkv[i:i + step].permute(2, 0, 3, 1, 4)
-        out[i:i + step] = torch.matmul(_probabilities(q, k, bias), v).transpose(1, 2)
-    return out.transpose(1, 2)
+        out[i:i + step] = torch.matmul(_probabilities(q, k, bias), v)
+    return out
 
 
 def _attend_cpu(qkv: Tensor, bias: Tensor) -> Tensor:
