@@ -47,6 +47,11 @@ def cpu_flags() -> Optional[FrozenSet[str]]:
     return None
 
 
+#: The reduced dtypes this CPU multiplies in AMX tiles. PyTorch's fused CPU attention kernel
+#: computes in those through oneDNN (elsewhere it computes in float32 inside and gains nothing).
+AMX_DTYPES = frozenset({torch.bfloat16} if 'amx_bf16' in (cpu_flags() or ()) else ())
+
+
 def warn_if_emulated(dtype: torch.dtype) -> None:
     """Warn, once per dtype, that this CPU has none of the instructions of ``dtype``."""
     if dtype in _checked:

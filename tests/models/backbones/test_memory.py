@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from crossformer_mm.models.backbones import memory
+from crossformer_mm.models.backbones import memory, precision
 from crossformer_mm.models.backbones.crossformer import CrossFormerFFN
 
 
@@ -37,10 +37,12 @@ def test_attention_gradients_with_the_learnt_bias(monkeypatch, chunk):
 
 
 @pytest.mark.parametrize('chunk', [1 << 22, 3 * 2 * 12 * 12])   # one chunk; 3 of 7 groups
-def test_low_precision_attention_is_written_out(monkeypatch, chunk):
-    """In bfloat16 the CPU path is matmul, softmax, matmul in chunks of groups (the fused kernel
-    computes in float32 inside), laid out as the fused kernel's output, in training too."""
+def test_low_precision_attention_is_written_out_without_amx(monkeypatch, chunk):
+    """In bfloat16 on a CPU without AMX the CPU path is matmul, softmax, matmul in chunks of
+    groups (the fused kernel computes in float32 inside), laid out as the fused kernel's output,
+    in training too."""
     monkeypatch.setattr(memory, 'CHUNK_ELEMENTS', chunk)
+    monkeypatch.setattr(precision, 'AMX_DTYPES', frozenset())
     qkv = torch.randn(7, 12, 3, 2, 8).bfloat16().requires_grad_()
     bias = torch.randn(2, 12, 12, requires_grad=True)
     expected = _reference_attention(qkv.detach(), bias.detach().bfloat16())
@@ -54,6 +56,20 @@ def test_low_precision_attention_is_written_out(monkeypatch, chunk):
     monkeypatch.setattr(memory, '_attend_in_chunks', None)   # float32 keeps the fused kernel
     with torch.no_grad():
         memory.attend(qkv.float(), bias)
+
+
+def test_low_precision_attention_takes_the_fused_kernel_with_amx(monkeypatch):
+    """With AMX for bfloat16 the fused kernel computes in it: inference and training forward."""
+    monkeypatch.setattr(precision, 'AMX_DTYPES', frozenset({torch.bfloat16}))
+    monkeypatch.setattr(memory, '_attend_in_chunks', None)
+    qkv = torch.randn(7, 12, 3, 2, 8).bfloat16().requires_grad_()
+    bias = torch.randn(2, 12, 12, requires_grad=True)
+    expected = _reference_attention(qkv.detach().float(), bias.detach().bfloat16().float())
+    with torch.no_grad():
+        out = memory.attend(qkv, bias)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), expected, rtol=0, atol=2e-2)
+    torch.testing.assert_close(memory.attend(qkv, bias), out, rtol=0, atol=0)
 
 
 def _saved_shapes(fn, *args) -> list:
