@@ -18,8 +18,9 @@ each place where the two differ to this module instead, one dispatch each:
   (:func:`stage_blocks`);
 * only while exporting (:func:`exporting`), a margin row and column on every stage map, so that
   no size is ever 1 (:func:`zero_margin`, :func:`pad_with_margin`, :func:`drop_margin`);
-* only in a CPU training step under ``torch.compile``, the stem CEL's convolutions as an op
-  inductor does not see into (:func:`opaque_conv2d`), so that they keep PyTorch's layout.
+* only while ``torch.compile`` captures a CPU graph, every convolution (CEL, ACL) as an op
+  inductor does not see into (:func:`conv2d`), so that the (B, H, W, C) stage maps and the
+  convolutions keep PyTorch's layouts.
 
 The formulation computes exactly the official semantics. ``tests/models/backbones/test_export.py``
 runs it eagerly (with and without the margin) against the eager path and the official-style
@@ -293,56 +294,64 @@ def _size_oblivious_strides() -> ContextManager:
     return contextlib.nullcontext()
 
 
-def compiling_cpu_training(x: Tensor) -> bool:
-    """Whether ``torch.compile`` (not an export) is capturing a step on CPU that will be
-    differentiated: see :func:`opaque_conv2d`."""
-    return (torch.compiler.is_compiling() and not torch.compiler.is_exporting()
-            and x.device.type == 'cpu' and torch.is_grad_enabled())
+def conv2d(conv: nn.Conv2d, x: Tensor) -> Tensor:
+    """``conv(x)``; while ``torch.compile`` (not an export) captures a CPU graph, through an op
+    that inductor does not see into (:func:`opaque_conv2d`)."""
+    if (torch.compiler.is_compiling() and not torch.compiler.is_exporting()
+            and x.device.type == 'cpu'):
+        return opaque_conv2d(conv, x)
+    return conv(x)
 
 
 def opaque_conv2d(conv: nn.Conv2d, x: Tensor) -> Tensor:
-    """``conv(x)`` (one stride and padding for both axes, no groups) through an op that
-    inductor does not see into.
+    """``conv(x)`` (one stride and padding for both axes) through an op that inductor does not
+    see into, so that a CPU graph with the backbone has no convolution of inductor's own.
 
-    Inductor lays out every CPU graph that has a convolution channels-last (oneDNN's preferred
-    layout). For the stem's 3-channel input and kernels up to 32 x 32, oneDNN's weight gradient
-    in that layout takes 373 ms against 27 ms in PyTorch's own (CrossFormer-S, 224 x 224, 2
-    threads), and a compiled training step ran at 0.57x eager. The op computes exactly what
-    ``conv(x)`` computes, in the layout eager PyTorch picks, and in autocast's dtype where
-    autocast is on (it does not reach into a custom op).
+    Inductor then makes every 4-D tensor upstream of a convolution channels-last as if it were
+    (B, C, H, W) (``layout_optimization``, always on for CPU graphs with a convolution, for
+    oneDNN). The stage maps are (B, H, W, C): they would get H as their fastest dimension, so
+    that every LayerNorm and residual add of a stage reads across strides, and copies turn
+    layouts back and forth (CrossFormer-S, 512 x 512, 2 threads: compiled inference at 0.84x
+    eager with aten's convolutions, 1.05x through this op). In training it also keeps the
+    stem's weight gradient in PyTorch's layout: for 3 input channels and kernels up to 32 x 32,
+    oneDNN's channels-last one is 14x slower. The op computes exactly what ``conv(x)``
+    computes, in the layout eager PyTorch picks, and in autocast's dtype where autocast is on
+    (it does not reach into a custom op).
     """
     weight, bias = conv.weight, conv.bias
     if torch.is_autocast_enabled(x.device.type):
         dtype = torch.get_autocast_dtype(x.device.type)
         x, weight, bias = x.to(dtype), weight.to(dtype), bias.to(dtype)
-    return _conv2d(x, weight, bias, conv.stride[0], conv.padding[0])
+    return _conv2d(x, weight, bias, conv.stride[0], conv.padding[0], conv.groups)
 
 
 @torch.library.custom_op('crossformer_mm::conv2d', mutates_args=())
-def _conv2d(x: Tensor, weight: Tensor, bias: Tensor, stride: int, padding: int) -> Tensor:
-    return F.conv2d(x, weight, bias, stride, padding)
+def _conv2d(x: Tensor, weight: Tensor, bias: Tensor, stride: int, padding: int,
+            groups: int) -> Tensor:
+    return F.conv2d(x, weight, bias, stride, padding, 1, groups)
 
 
 @_conv2d.register_fake
-def _(x: Tensor, weight: Tensor, bias: Tensor, stride: int, padding: int) -> Tensor:
-    return F.conv2d(x, weight, bias, stride, padding)
+def _(x: Tensor, weight: Tensor, bias: Tensor, stride: int, padding: int,
+      groups: int) -> Tensor:
+    return F.conv2d(x, weight, bias, stride, padding, 1, groups)
 
 
 @torch.library.custom_op('crossformer_mm::conv2d_backward', mutates_args=())
 def _conv2d_backward(grad: Tensor, x: Tensor, weight: Tensor, stride: int, padding: int,
-                     input_grad: bool) -> Tuple[Tensor, Tensor, Tensor]:
+                     groups: int, input_grad: bool) -> Tuple[Tensor, Tensor, Tensor]:
     """The gradients of :func:`_conv2d` for (x, weight, bias); ``x``'s is empty unless
     ``input_grad`` (the stem's input, an image, needs none). Each in the layout of its input,
     as the fake kernel says."""
     grad_x, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
         grad, x, weight, [weight.shape[0]], [stride] * 2, [padding] * 2, [1, 1], False, [0, 0],
-        1, [input_grad, True, True])
+        groups, [input_grad, True, True])
     grad_x = _in_layout_of(grad_x, x) if input_grad else x.new_empty(0)
     return grad_x, _in_layout_of(grad_weight, weight), grad_bias
 
 
 @_conv2d_backward.register_fake
-def _(grad: Tensor, x: Tensor, weight: Tensor, stride: int, padding: int,
+def _(grad: Tensor, x: Tensor, weight: Tensor, stride: int, padding: int, groups: int,
       input_grad: bool) -> Tuple[Tensor, Tensor, Tensor]:
     return (torch.empty_like(x) if input_grad else x.new_empty(0), torch.empty_like(weight),
             grad.new_empty(weight.shape[0]))
@@ -353,17 +362,17 @@ def _in_layout_of(t: Tensor, like: Tensor) -> Tensor:
 
 
 def _conv2d_setup_context(ctx, inputs: Tuple, output: Tensor) -> None:
-    x, weight, _, stride, padding = inputs
+    x, weight, _, stride, padding, groups = inputs
     ctx.save_for_backward(x, weight)
-    ctx.stride, ctx.padding = stride, padding
+    ctx.stride, ctx.padding, ctx.groups = stride, padding, groups
 
 
 def _conv2d_grad(ctx, grad: Tensor) -> Tuple:
     x, weight = ctx.saved_tensors
     input_grad = ctx.needs_input_grad[0]
     grad_x, grad_weight, grad_bias = _conv2d_backward(grad, x, weight, ctx.stride, ctx.padding,
-                                                      input_grad)
-    return grad_x if input_grad else None, grad_weight, grad_bias, None, None
+                                                      ctx.groups, input_grad)
+    return grad_x if input_grad else None, grad_weight, grad_bias, None, None, None
 
 
 _conv2d.register_autograd(_conv2d_grad, setup_context=_conv2d_setup_context)

@@ -16,7 +16,7 @@ The paper's parts, one class each:
 Captured into a graph (``torch.compile``, ``torch.export``, ONNX), the model computes the same
 with the formulation of :mod:`.captured`, which serves every input size; each place where the
 two differ dispatches to it in one line (``captured.active(x)``, ``captured.capturing()``,
-``captured.exporting()`` or ``captured.compiling_cpu_training(x)``). A ``torch.compile`` that
+``captured.exporting()`` or ``captured.conv2d(conv, x)``). A ``torch.compile`` that
 sees concrete sizes captures the eager formulation for them.
 """
 import numbers
@@ -102,7 +102,7 @@ class AmplitudeCoolingLayer(nn.Module):
         x = x.permute(0, 3, 1, 2)
         if captured.exporting():   # the convolution's padding: the margin must read as 0
             x = captured.zero_margin(x)
-        return self.norm(self.conv(x).permute(0, 2, 3, 1))
+        return self.norm(captured.conv2d(self.conv, x).permute(0, 2, 3, 1))
 
 
 class CrossFormerFFN(nn.Module):
@@ -171,11 +171,7 @@ class CrossScaleEmbedding(nn.Module):
             x = self.norm(x).permute(0, 3, 1, 2)
         if captured.exporting():   # zeros to the input's size + stride: a margin out
             x = captured.pad_with_margin(x, self.stride, self.is_stem)
-        if self.is_stem and captured.compiling_cpu_training(x):
-            x = torch.cat([captured.opaque_conv2d(proj, x) for proj in self.projs], 1)
-        else:
-            x = torch.cat([proj(x) for proj in self.projs], 1)
-        x = x.permute(0, 2, 3, 1)
+        x = torch.cat([captured.conv2d(proj, x) for proj in self.projs], 1).permute(0, 2, 3, 1)
         return self.norm(x) if self.is_stem else x
 
 

@@ -129,13 +129,17 @@ def test_compile_then_one_graph_of_the_padded_formulation_for_new_sizes(monkeypa
     assert counters['stats']['unique_graphs'] == 2
 
 
-@pytest.mark.parametrize('input_grad', [False, True], ids=['image', 'tokens'])
-def test_opaque_conv2d_is_conv2d_to_the_last_digit(input_grad):
-    """The op that keeps the stem's convolutions out of inductor's layout choice: its fake
-    (meta) kernel, autograd registration and gradients are torch's own convolution's."""
-    conv = torch.nn.Conv2d(3, 8, 8, 4, padding=2).double()
-    x = torch.randn(2, 3, 20, 24, dtype=torch.double, requires_grad=input_grad)
-    torch.library.opcheck(torch.ops.crossformer_mm.conv2d, (x, conv.weight, conv.bias, 4, 2))
+@pytest.mark.parametrize('input_grad,groups', [(False, 1), (True, 1), (True, 4)],
+                         ids=['image', 'tokens', 'depth-wise'])
+def test_opaque_conv2d_is_conv2d_to_the_last_digit(input_grad, groups):
+    """The op that keeps the backbone's convolutions out of inductor's layout choice: its fake
+    (meta) kernel, autograd registration and gradients are torch's own convolution's, for the
+    CEL's (a 3-channel image or tokens) and the ACL's (depth-wise)."""
+    channels = 3 if groups == 1 else groups
+    conv = torch.nn.Conv2d(channels, 8, 8, 4, padding=2, groups=groups).double()
+    x = torch.randn(2, channels, 20, 24, dtype=torch.double, requires_grad=input_grad)
+    torch.library.opcheck(torch.ops.crossformer_mm.conv2d,
+                          (x, conv.weight, conv.bias, 4, 2, groups))
     inputs = [conv.weight, conv.bias] + [x] * input_grad
     out, ref = captured.opaque_conv2d(conv, x), conv(x)
     grad = torch.randn_like(ref)
@@ -147,12 +151,12 @@ def test_opaque_conv2d_is_conv2d_to_the_last_digit(input_grad):
     assert out.dtype == ref.dtype == torch.bfloat16 and torch.equal(out, ref)
 
 
-def test_compiled_graphs_call_the_stem_convolutions_and_token_permutations_as_ops():
-    """Under torch.compile, a CPU training step takes the stem CEL's convolutions through the
-    opaque op (inductor would lay them out channels-last, where their weight gradient is 14x
-    slower) and gets eager's gradients; inference and later CELs keep aten's convolution. Every
-    attention's two token permutations stay an op in both (inductor would fuse the gathers into
-    the LayerNorms beside them). Dynamo's graphs only: AOTAutograd's handling of the ops is
+def test_compiled_graphs_call_the_convolutions_and_token_permutations_as_ops():
+    """Under torch.compile on CPU, training and inference take every convolution (CEL, ACL)
+    through the opaque op (inductor would make the (B, H, W, C) maps upstream of a convolution
+    channels-last as if they were (B, C, H, W)) and get eager's gradients. Every attention's
+    two token permutations stay an op in both (inductor would fuse the gathers into the
+    LayerNorms beside them). Dynamo's graphs only: AOTAutograd's handling of the ops is
     opcheck's (here and in test_memory.py)."""
     graphs = []
 
@@ -168,7 +172,8 @@ def test_compiled_graphs_call_the_stem_convolutions_and_token_permutations_as_op
                 sum(t in (torch.ops.crossformer_mm.permute_tokens,
                           torch.ops.crossformer_mm.permute_tokens.default) for t in targets))
 
-    m = model(dict(ARCH, depths=[1, 1, 1, 1])).train()   # one block a stage: a shorter trace
+    # one block a stage (a shorter trace), and an ACL after stage 1's third block
+    m = model(dict(ARCH, depths=[4, 1, 1, 1], with_acl=True)).train()
     x = torch.randn(2, 3, 64, 96)
     torch._dynamo.reset()
     run = torch.compile(m, backend=backend)
@@ -179,11 +184,10 @@ def test_compiled_graphs_call_the_stem_convolutions_and_token_permutations_as_op
         grads.append([p.grad.clone() for p in m.parameters()])
     for compiled_grad, eager_grad in zip(*grads[::-1]):
         torch.testing.assert_close(compiled_grad, eager_grad, rtol=1e-4, atol=1e-5)
-    stem_kernels, later_cels = len(m.stages[0].cel.projs), sum(
-        len(stage.cel.projs) for stage in m.stages[1:])
-    permutations = 2 * len(m.stages)
-    assert ops() == (stem_kernels, later_cels, permutations)
+    convolutions = sum(len(stage.cel.projs) for stage in m.stages) + 1   # and one ACL
+    permutations = 2 * sum(len(stage.blocks) for stage in m.stages)
+    assert ops() == (convolutions, 0, permutations)
     graphs.clear()
     with torch.no_grad():
         run(x)
-    assert ops() == (0, stem_kernels + later_cels, permutations)
+    assert ops() == (convolutions, 0, permutations)
