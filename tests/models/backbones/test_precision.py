@@ -117,11 +117,13 @@ def test_cpu_flags_of_this_machine():
     assert flags is None or isinstance(flags, frozenset) and flags
 
 
+@pytest.mark.parametrize('amx', [False, True], ids=['written-out', 'fused-amx'])
 @pytest.mark.parametrize('name', CASES)
-def test_golden_cases_in_bf16(cpu_with, name):
-    """The official golden cases computed in bf16: the largest error relative to the largest
-    official value, of each stage's map (dense) or of the logits (classifiers; docs/benchmark.md
-    lists them)."""
+def test_golden_cases_in_bf16(cpu_with, name, amx, monkeypatch):
+    """The official golden cases computed in bf16, attention written out or (a CPU with AMX)
+    through the fused kernel: the largest error relative to the largest official value, of
+    each stage's map (dense) or of the logits (classifiers; docs/benchmark.md lists them)."""
+    monkeypatch.setattr(precision, 'AMX_DTYPES', frozenset({torch.bfloat16} if amx else ()))
     case, m, head = load_golden(name)
     m._autocast_dtype = torch.bfloat16
     with torch.no_grad():
