@@ -11,6 +11,9 @@ A setting is a ``+``-joined list of tokens:
   :mod:`crossformer_mm.testing.oracle` with the same weights;
 * ``fp32`` (default), ``bf16`` or ``fp16``: autocast dtype;
 * ``eager`` (default) or ``compile``: ``torch.compile`` the model (compiled in the warm-up);
+* ``dynamic``: ``torch.compile(dynamic=True)`` (implies ``compile``): the graph of symbolic
+  sizes, the padded formulation that serves every input size (what a default compile turns to
+  from the second input size on; see docs/deploy.md);
 * ``freeze``: inference compiled with inductor's ``freezing`` (implies ``compile``): the weights
   become constants of the graph, folded and prepacked for the CPU's matmul kernels, so such a
   graph is for a model whose weights no longer change;
@@ -65,6 +68,7 @@ class Setting:
     oracle: bool = False
     dtype: Optional[torch.dtype] = None
     compile: bool = False
+    dynamic: bool = False
     freeze: bool = False
     with_cp: bool = False
     ort: bool = False
@@ -80,15 +84,15 @@ def parse_setting(text: str) -> Setting:
             fields['dtype'] = DTYPES[token]
         elif token in ('eager', 'compile'):
             fields['compile'] = token == 'compile'
-        elif token == 'freeze':
-            fields['freeze'] = True
+        elif token in ('dynamic', 'freeze'):
+            fields[token] = True
         elif token in ('cp', 'ort'):
             fields['with_cp' if token == 'cp' else 'ort'] = True
         else:
             raise argparse.ArgumentTypeError(
                 f'unknown setting token {token!r}; use production|oracle, fp32|bf16|fp16, '
-                'eager|compile, freeze, cp, ort, joined by +')
-    fields['compile'] = fields.get('compile', False) or fields.get('freeze', False)
+                'eager|compile, dynamic, freeze, cp, ort, joined by +')
+    fields['compile'] = any(fields.get(key, False) for key in ('compile', 'dynamic', 'freeze'))
     setting = Setting(**fields)
     if setting.ort and (setting.oracle or setting.dtype or setting.compile or setting.with_cp):
         raise argparse.ArgumentTypeError(f'{text}: ort runs the exported float32 model only')
@@ -174,7 +178,8 @@ def make_step(base: CrossFormer, setting: Setting, mode: str, x: torch.Tensor) -
         raise ValueError(f'{setting.name}: freeze compiles inference only (the weights become '
                          'constants of the graph)')
     if setting.compile:
-        module = torch.compile(module, options={'freezing': True} if setting.freeze else None)
+        module = torch.compile(module, dynamic=True if setting.dynamic else None,
+                               options={'freezing': True} if setting.freeze else None)
     autocast = torch.autocast(x.device.type, dtype=setting.dtype,
                               enabled=setting.dtype is not None)
 

@@ -30,7 +30,8 @@ Size = Tuple[int, int]
 class FoldedPositionBias(nn.Module):
     """A DPB frozen into one (heads, offsets) table per group shape (``table_{gh}x{gw}``), and
     per group shape of the padded groups that a captured graph (ONNX export) uses
-    (``table_padded_{gh}x{gw}``)."""
+    (``table_padded_{gh}x{gw}``), which a CPU graph of symbolic sizes
+    (:class:`~..models.backbones.captured.RuntimeGrouping`) takes too."""
 
     def __init__(self, biases: Dict[Size, Tensor], input_sizes: Sequence[Size],
                  padded: Dict[Size, Tensor] = None) -> None:

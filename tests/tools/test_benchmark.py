@@ -25,15 +25,18 @@ def test_parse_setting():
         benchmark.parse_setting('fp32+fast')
     assert benchmark.parse_setting('freeze+bf16') == benchmark.Setting(
         'freeze+bf16', dtype=torch.bfloat16, compile=True, freeze=True)
+    assert benchmark.parse_setting('dynamic') == benchmark.Setting('dynamic', compile=True,
+                                                                   dynamic=True)
 
 
-def test_freeze_compiles_inference_with_inductor_freezing(monkeypatch):
+def test_compile_settings_reach_torch_compile(monkeypatch):
     compiled = []
     monkeypatch.setattr(torch, 'compile', lambda module, **kw: compiled.append(kw) or module)
     base, x = benchmark.MatMul(2), torch.ones(1, 1, 2, 2)
-    for name in ('compile', 'freeze'):
+    for name in ('compile', 'dynamic', 'freeze'):
         benchmark.make_step(base, benchmark.parse_setting(name), 'infer', x)()
-    assert compiled == [dict(options=None), dict(options={'freezing': True})]
+    assert compiled == [dict(dynamic=None, options=None), dict(dynamic=True, options=None),
+                        dict(dynamic=None, options={'freezing': True})]
     with pytest.raises(ValueError, match='freeze: freeze compiles inference only'):
         benchmark.make_step(base, benchmark.parse_setting('freeze'), 'train', x)
 

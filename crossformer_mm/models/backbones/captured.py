@@ -6,11 +6,16 @@ A graph captured from that (``torch.compile``, ``torch.export``, ONNX) would be 
 size it saw. While the model is being captured (:func:`capturing`), ``crossformer.py`` hands
 each place where the two differ to this module instead, one dispatch each:
 
-* grouping: :class:`PaddedGrouping`, the official padded layout (constant G x G groups over the
-  map padded to whole spans, padded keys masked, padded queries dropped), whose sizes are
-  integer arithmetic on the input's (:func:`padded_groupings`);
-* attention over those groups: :func:`padded_attention` (the mask rides in q and k, so that
-  PyTorch's fused kernel runs);
+* grouping (:func:`groupings`), for a graph that serves every size:
+
+  - exporters (``torch.export``, ONNX), whose graphs hold plain ops: :class:`PaddedGrouping`,
+    the official padded layout (constant G x G groups over the map padded to whole spans,
+    padded keys masked, padded queries dropped), whose sizes are integer arithmetic on the
+    input's, and attention over it, :func:`padded_attention` (the mask rides in q and k, so
+    that PyTorch's fused kernel runs);
+  - a CPU graph of ``torch.compile`` at symbolic sizes: :class:`RuntimeGrouping`, the eager
+    Grouping built when the graph runs, inside ops (:func:`attend_groups`), which attends over
+    no padded slot; the MLP's inference chunks are an op too (``memory.gelu_mlp``);
 * the DPB's LayerNorms: :func:`dpb_mlp` with a two-pass variance (ONNX Runtime's one-pass
   variance turns negative on DPB's few features);
 * the whole-map rule (a map no larger than G is one group): a guard under ``torch.compile``,
@@ -28,8 +33,9 @@ oracle, and checks the graphs of every capture route against eager at sizes that
 whole-map transitions.
 """
 import contextlib
+import functools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ContextManager, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, ContextManager, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -37,7 +43,8 @@ from torch import Tensor, nn
 from torch.fx.experimental import _config as fx_config
 from torch.fx.experimental import symbolic_shapes
 
-from .grouping import Size, _mod, _offset_index, _offsets
+from . import memory
+from .grouping import Grouping, Size, _mod, _offset_index, _offsets
 
 if TYPE_CHECKING:   # the model imports this module
     from .crossformer import CrossFormerStage, GroupAttention
@@ -165,9 +172,120 @@ class PaddedGrouping:
                               (inv_group, inv_slot))
 
 
-def padded_groupings(stage: 'CrossFormerStage', x: Tensor, kinds: Sequence[str],
-                     whole: Optional[bool] = None) -> List[PaddedGrouping]:
-    """The stage's groups of the (B, H, W, C) map ``x`` (with its margin while exporting).
+@dataclass(frozen=True)
+class RuntimeGrouping:
+    """The eager :class:`~.grouping.Grouping` of B x H x W maps, built when the graph runs,
+    inside ops, from the concrete sizes: how a CPU graph of symbolic sizes groups tokens.
+
+    That graph (``torch.compile`` from its second input size on) then attends exactly as eager
+    does, with no padded slot: the padded layout attends over whole spans (at 800 x 1216,
+    stage 1's LDA over 448 columns for 304) and ran at 0.78x eager there. The graph holds what
+    is the same at every size: the kind, G, I and the DPB's offsets; :func:`grouping_order`
+    gives the token permutation and :func:`attend_groups` the attention, region by region.
+    """
+    kind: str
+    size: Tuple[Size, Size, Size]   # (B, H, W)
+    group_size: int
+    interval: int
+    group_shape: Tuple[Size, Size]  # the groups' largest shape, whose offsets the DPB gets
+    offsets: Tensor                 # DPB's input: every relative offset (dy, dx) of group_shape
+    order: Tensor                   # (B*H*W,) as Grouping's
+    inverse: Tensor                 # (B*H*W,)
+
+    @staticmethod
+    def build(kind: str, x: Tensor, group_size: int, interval: int,
+              whole: bool) -> 'RuntimeGrouping':
+        """The groups of the (B, H, W, C) map ``x``; ``whole``: whether it is one group."""
+        size = tuple(x.shape[:3])
+        shape = _table_shape(*size[1:], group_size, whole)
+        order, inverse = _grouping_order(x, kind, list(size), group_size, interval)
+        return RuntimeGrouping(kind, size, group_size, interval, shape,
+                               _offsets(*shape, x.device), order, inverse)
+
+
+@functools.lru_cache(maxsize=16)
+def _grouping(kind: str, size: Tuple[int, int, int], group_size: int, interval: int,
+              device: torch.device) -> Grouping:
+    """The eager Grouping, once per geometry: the ops of one forward ask for it per block."""
+    b, h, w = size
+    return Grouping.build(kind, h, w, group_size, interval, device, b,
+                          _table_shape(h, w, group_size, min(h, w) <= group_size))
+
+
+def _table_shape(height: Size, width: Size, group_size: int, whole: bool) -> Tuple[Size, Size]:
+    """The group shape whose offsets a graph of symbolic sizes has the DPB compute: G x G
+    (smaller LDA groups take a part of its offsets), or for one whole-map group the padded
+    layout's (H + 1) x (W + 1), so that no size is 1 (dynamo would specialise on it) and a
+    folded DPB (:mod:`crossformer_mm.deploy.fold_dpb`) serves both."""
+    return (height + 1, width + 1) if whole else (group_size, group_size)
+
+
+@torch.library.custom_op('crossformer_mm::grouping_order', mutates_args=())
+def _grouping_order(x: Tensor, kind: str, size: List[int], group_size: int,
+                    interval: int) -> Tuple[Tensor, Tensor]:
+    """(order, inverse) of the eager Grouping of ``size`` = (B, H, W) maps on ``x``'s device."""
+    grouping = _grouping(kind, tuple(size), group_size, interval, x.device)
+    return grouping.order.clone(), grouping.inverse.clone()
+
+
+@_grouping_order.register_fake
+def _(x: Tensor, kind: str, size: List[int], group_size: int,
+      interval: int) -> Tuple[Tensor, Tensor]:
+    tokens = size[0] * size[1] * size[2]
+    return x.new_empty(tokens, dtype=torch.long), x.new_empty(tokens, dtype=torch.long)
+
+
+def attend_groups(qkv: Tensor, table: Tensor, grouping: RuntimeGrouping) -> Tensor:
+    """:func:`~.memory.attend_groups` over ``grouping``'s groups, as an op."""
+    return _attend_groups(qkv, table, grouping.kind, list(grouping.size), grouping.group_size,
+                          grouping.interval)
+
+
+@torch.library.custom_op('crossformer_mm::attend_groups', mutates_args=())
+def _attend_groups(qkv: Tensor, table: Tensor, kind: str, size: List[int], group_size: int,
+                   interval: int) -> Tensor:
+    grouping = _grouping(kind, tuple(size), group_size, interval, qkv.device)
+    return memory.attend_groups(qkv, table, grouping, memory.attend_cpu)
+
+
+@_attend_groups.register_fake
+def _(qkv: Tensor, table: Tensor, kind: str, size: List[int], group_size: int,
+      interval: int) -> Tensor:
+    return qkv.new_empty(qkv.shape[0], qkv.shape[1] // 3)
+
+
+@torch.library.custom_op('crossformer_mm::attend_groups_backward', mutates_args=())
+def _attend_groups_backward(grad: Tensor, qkv: Tensor, table: Tensor, kind: str,
+                            size: List[int], group_size: int,
+                            interval: int) -> Tuple[Tensor, Tensor]:
+    grouping = _grouping(kind, tuple(size), group_size, interval, qkv.device)
+    return memory.attend_groups_backward(grad, qkv, table, grouping)
+
+
+@_attend_groups_backward.register_fake
+def _(grad: Tensor, qkv: Tensor, table: Tensor, kind: str, size: List[int], group_size: int,
+      interval: int) -> Tuple[Tensor, Tensor]:
+    return torch.empty_like(qkv), torch.empty_like(table)
+
+
+def _attend_groups_setup_context(ctx, inputs: tuple, output: Tensor) -> None:
+    ctx.save_for_backward(*inputs[:2])
+    ctx.geometry = inputs[2:]
+
+
+def _attend_groups_grad(ctx, grad: Tensor) -> tuple:
+    return (*_attend_groups_backward(grad, *ctx.saved_tensors, *ctx.geometry),
+            None, None, None, None)
+
+
+_attend_groups.register_autograd(_attend_groups_grad, setup_context=_attend_groups_setup_context)
+
+
+def groupings(stage: 'CrossFormerStage', x: Tensor, kinds: Sequence[str],
+              whole: Optional[bool] = None) -> List[Union[PaddedGrouping, RuntimeGrouping]]:
+    """The stage's groups of the (B, H, W, C) map ``x`` (with its margin while exporting):
+    :class:`RuntimeGrouping` in a CPU graph of ``torch.compile``, :class:`PaddedGrouping` in
+    other captures (every exporter: their graphs hold plain ops only).
 
     ``whole``: whether the map is one group, as :func:`stage_blocks` decided; ``None`` under
     ``torch.compile`` makes it a guard (sizes recompile only where a stage's maps turn into or
@@ -178,8 +296,17 @@ def padded_groupings(stage: 'CrossFormerStage', x: Tensor, kinds: Sequence[str],
     h, w = x.shape[1] - margin, x.shape[2] - margin
     if whole is None and not torch.jit.is_tracing():
         whole = bool(torch.sym_min(h, w) <= stage.group_size)
+    if compiling_cpu(x):
+        return [RuntimeGrouping.build(kind, x, stage.group_size, stage.interval, whole)
+                for kind in kinds]
     return [PaddedGrouping.build(kind, h, w, stage.group_size, stage.interval, x.device,
                                  whole, margin) for kind in kinds]
+
+
+def compiling_cpu(x: Tensor) -> bool:
+    """Whether ``torch.compile`` (not an export) is capturing a CPU graph with ``x``."""
+    return (torch.compiler.is_compiling() and not torch.compiler.is_exporting()
+            and x.device.type == 'cpu')
 
 
 def stage_blocks(stage: 'CrossFormerStage', x: Tensor) -> Tensor:
@@ -297,8 +424,7 @@ def _size_oblivious_strides() -> ContextManager:
 def conv2d(conv: nn.Conv2d, x: Tensor) -> Tensor:
     """``conv(x)``; while ``torch.compile`` (not an export) captures a CPU graph, through an op
     that inductor does not see into (:func:`opaque_conv2d`)."""
-    if (torch.compiler.is_compiling() and not torch.compiler.is_exporting()
-            and x.device.type == 'cpu'):
+    if compiling_cpu(x):
         return opaque_conv2d(conv, x)
     return conv(x)
 

@@ -33,12 +33,15 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from . import captured, precision
-from .captured import PaddedGrouping
+from .captured import PaddedGrouping, RuntimeGrouping
 from .grouping import Grouping
-from .memory import attend, gelu_mlp, permute_tokens
+from .memory import attend_groups, gelu_mlp, permute_tokens
 from .official_keys import official_to_ours
 
 NUM_STAGES = 4
+
+#: How a stage's tokens are grouped: eager, exported, or in a CPU graph of symbolic sizes.
+Groups = Union[Grouping, PaddedGrouping, RuntimeGrouping]
 class DynamicPositionBias(nn.Module):
     """DPB: maps each relative offset (dy, dx) to one attention bias per head.
 
@@ -54,7 +57,7 @@ class DynamicPositionBias(nn.Module):
                           nn.Linear(width, width if i < 2 else num_heads)) for i in range(3)
         ])
 
-    def forward(self, grouping: Union[Grouping, PaddedGrouping]) -> Tensor:
+    def forward(self, grouping: Groups) -> Tensor:
         """The (heads, num_offsets) bias of every relative offset of ``grouping``'s groups."""
         x = self.proj(grouping.offsets.to(self.proj.weight.dtype))
         x = captured.dpb_mlp(self.layers, x) if captured.capturing() else self.layers(x)
@@ -71,22 +74,17 @@ class GroupAttention(nn.Module):
         self.dpb = DynamicPositionBias(dim // 16, num_heads)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: Tensor, grouping: Union[Grouping, PaddedGrouping]) -> Tensor:
+    def forward(self, x: Tensor, grouping: Groups) -> Tensor:
         """(B, H, W, C) -> (B, H, W, C)."""
         if isinstance(grouping, PaddedGrouping):
             return captured.padded_attention(self, x, grouping)
-        shape, c, heads = x.shape, x.shape[-1], self.num_heads
         # The tokens in group order, so that every group is a contiguous run.
-        qkv = self.qkv(permute_tokens(x.reshape(-1, c), grouping.order, grouping.inverse))
-        table = self.dpb(grouping)
-        sizes = [grouping.batch * region.groups * region.num_tokens for region in grouping.regions]
-        outs = []
-        for region, part in zip(grouping.regions, qkv.split(sizes)):
-            out = attend(part.view(-1, region.num_tokens, 3, heads, c // heads),
-                         table[:, region.offset_index])
-            outs.append(out.transpose(1, 2).reshape(-1, c))
-        out = self.proj(outs[0] if len(outs) == 1 else torch.cat(outs))
-        return permute_tokens(out, grouping.inverse, grouping.order).view(shape)
+        qkv = self.qkv(permute_tokens(x.reshape(-1, x.shape[-1]), grouping.order,
+                                      grouping.inverse))
+        # In a graph of symbolic sizes the groups are known when it runs: an op attends.
+        attend = captured.attend_groups if isinstance(grouping, RuntimeGrouping) else attend_groups
+        out = self.proj(attend(qkv, self.dpb(grouping), grouping))
+        return permute_tokens(out, grouping.inverse, grouping.order).view(x.shape)
 
 
 class AmplitudeCoolingLayer(nn.Module):
@@ -121,8 +119,8 @@ class CrossFormerFFN(nn.Module):
 
     def forward(self, x: Tensor, identity: Tensor) -> Tensor:
         fc1, fc2 = self.layers[0][0], self.layers[1]
-        if torch.jit.is_tracing() or captured.active(x):
-            out = fc2(F.gelu(fc1(x)))
+        if torch.jit.is_tracing() or (captured.active(x) and not captured.compiling_cpu(x)):
+            out = fc2(F.gelu(fc1(x)))   # the exporters' graphs and FLOP counters: plain ops
         else:
             out = gelu_mlp(x.reshape(-1, x.shape[-1]), fc1, fc2).view(x.shape)
         return identity + self.drop_path(out)
@@ -140,7 +138,7 @@ class CrossFormerBlock(nn.Module):
         self.ffn = CrossFormerFFN(dim, 4 * dim, drop_path)
         self.acl = AmplitudeCoolingLayer(dim) if with_acl else None
 
-    def forward(self, x: Tensor, grouping: Union[Grouping, PaddedGrouping]) -> Tensor:
+    def forward(self, x: Tensor, grouping: Groups) -> Tensor:
         x = x + self.drop_path(self.attn(self.norm1(x), grouping))
         x = self.ffn(self.norm2(x), identity=x)
         return x if self.acl is None else self.acl(x)
@@ -208,22 +206,22 @@ class CrossFormerStage(nn.Module):
                 x = block(x, grouping)
         return x
 
-    def groupings(self, x: Tensor,
-                  whole: Optional[bool] = None) -> List[Union[Grouping, PaddedGrouping]]:
+    def groupings(self, x: Tensor, whole: Optional[bool] = None) -> List[Groups]:
         """The SDA and (with two blocks or more) LDA groups of the (B, H, W, C) map ``x``.
 
         Two formulations of the same official semantics. Eager: a :class:`Grouping`, which
         attends without padding (the last span's groups are smaller), the fastest; it is built
-        in Python from the concrete sizes. Captured: a :class:`~.captured.PaddedGrouping`,
+        in Python from the concrete sizes. Exported: a :class:`~.captured.PaddedGrouping`,
         constant G x G groups over the map padded to whole spans, with the padded keys
         masked; its sizes are arithmetic on the input's, so one graph serves every input size.
-        Padding LDA spans to G * I costs eager inference too much at detection sizes (e.g. 304
-        columns attend as 448 in stage 1 at 800 x 1216), hence two. Both are tested equal to
-        each other and to the official-style oracle.
+        Padding LDA spans to G * I costs too much at detection sizes (e.g. 304 columns attend
+        as 448 in stage 1 at 800 x 1216), hence two; a CPU graph of ``torch.compile`` at
+        symbolic sizes builds the eager one when it runs (:class:`~.captured.RuntimeGrouping`).
+        All are tested equal to each other and to the official-style oracle.
         """
         kinds = ('sda', 'lda')[:len(self.blocks)]
         if captured.active(x):
-            return captured.padded_groupings(self, x, kinds, whole)
+            return captured.groupings(self, x, kinds, whole)
         b, h, w = (int(s) for s in x.shape[:3])  # ints even while a FLOP counter traces
         return [Grouping.build(kind, h, w, self.group_size, self.interval, x.device, b)
                 for kind in kinds]

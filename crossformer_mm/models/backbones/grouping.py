@@ -15,12 +15,13 @@ on the geometry only, so a stage builds each kind once per forward and all its b
 
 A Grouping is computed in Python from concrete sizes, so a captured graph (``torch.compile``,
 ``torch.export``, ONNX) would be pinned to the size it was captured at. While a model is being
-captured, stages use the official padded layout instead, built from the sizes with integer
-arithmetic only: :class:`~.captured.PaddedGrouping`.
+exported, stages use the official padded layout instead, built from the sizes with integer
+arithmetic only (:class:`~.captured.PaddedGrouping`); a CPU graph of ``torch.compile`` at
+symbolic sizes builds the Grouping when it runs, inside ops (:class:`~.captured.RuntimeGrouping`).
 """
 import math
 from dataclasses import dataclass
-from typing import Any, List, Tuple
+from typing import Any, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -56,14 +57,19 @@ class Grouping:
     spans: Tuple[int, int]        # spans of gh * dilation rows / gw * dilation cols
     group_shape: Tuple[int, int]  # (gh, gw) of a group the map fills
     regions: List[Region]
-    offsets: Tensor               # ((2gh-1)(2gw-1), 2) relative offsets (dy, dx), DPB's input
+    offsets: Tensor               # relative offsets (dy, dx) of table_shape, DPB's input
     order: Tensor                 # (B*H*W,) the flat map position of each grouped token
     inverse: Tensor               # (B*H*W,) the grouped position of each map token
 
     @staticmethod
     def build(kind: str, height: int, width: int, group_size: int, interval: int,
-              device: torch.device, batch: int = 1) -> 'Grouping':
-        """The groups of SDA (``kind='sda'``) or LDA; a map no larger than G is one group."""
+              device: torch.device, batch: int = 1,
+              table_shape: Optional[Tuple[int, int]] = None) -> 'Grouping':
+        """The groups of SDA (``kind='sda'``) or LDA; a map no larger than G is one group.
+
+        ``table_shape``: the group shape whose relative offsets the DPB's table lists, if not
+        the groups' own (a graph of symbolic sizes lists G x G's: a map smaller than a span
+        has smaller LDA groups)."""
         if min(height, width) <= group_size:
             kind, dilation = 'sda', 1
             (rows, gh), (cols, gw) = (1, height), (1, width)
@@ -71,6 +77,7 @@ class Grouping:
             dilation = 1 if kind == 'sda' else interval
             rows, gh = _span_layout(height, group_size, dilation)
             cols, gw = _span_layout(width, group_size, dilation)
+        table_shape = table_shape or (gh, gw)
         # Flat map positions laid out as the official padded map, -1 on the padding.
         pos = torch.full((batch, rows * gh * dilation, cols * gw * dilation), -1, device=device)
         pos[:, :height, :width] = torch.arange(batch * height * width, device=device).view(
@@ -81,13 +88,13 @@ class Grouping:
             for c_spans, c_offsets, cw in _segments(width, cols, gw, dilation):
                 tokens = pos[:, r_spans, r_offsets, c_spans, c_offsets, :rh, :cw]
                 regions.append(Region(math.prod(tokens.shape[1:5]), (rh, cw),
-                                      _offset_index((rh, cw), (gh, gw), device)))
+                                      _offset_index((rh, cw), table_shape, device)))
                 order.append(tokens.reshape(-1))    # image by image, group by group
         order = torch.cat(order)
         inverse = torch.empty_like(order)
         inverse[order] = torch.arange(order.numel(), device=device)
         return Grouping(kind, height, width, batch, dilation, (rows, cols), (gh, gw), regions,
-                        _offsets(gh, gw, device), order, inverse)
+                        _offsets(*table_shape, device), order, inverse)
 
     @property
     def attention_pairs(self) -> int:

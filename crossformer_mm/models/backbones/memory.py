@@ -16,19 +16,24 @@ arithmetic):
   groups at a time (:func:`_attend_in_chunks`).
 * :func:`gelu_mlp` (``fc2(gelu(fc1(x)))``): training keeps fc1's output only and recomputes the
   GELU in backward (:class:`_GeluLinear`); inference runs a few thousand tokens at a time with
-  the GELU in place.
+  the GELU in place (an op under ``torch.compile``).
+* :func:`attend_groups`: attention over the regions of a Grouping, and its gradient
+  (:func:`attend_groups_backward`) for the ops of a graph of symbolic sizes.
 
 ``tests/models/backbones/test_memory.py`` checks each against plain autograd, forward and
 gradients (float32, and bfloat16 autocast), and that the large tensors are not kept; the
 official-style oracle (``crossformer_mm/testing/oracle.py``) checks the whole backbone.
 """
-from typing import Tuple
+from typing import TYPE_CHECKING, Callable, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import precision
+
+if TYPE_CHECKING:
+    from .grouping import Grouping
 
 #: Values computed at a time where a large temporary would cost more in fresh memory pages than
 #: in arithmetic, or hold memory that a backward pass does not need (16 MiB in float32).
@@ -100,13 +105,13 @@ def _heads_last(qkv: Tensor) -> Tensor:
 def _biased_attention(qkv: Tensor, bias: Tensor) -> Tensor:
     """Attention with a learnt bias, for training on CPU: see :func:`attend`.
 
-    The forward pass runs :func:`_attend_cpu`; the backward pass recomputes the probabilities a
+    The forward pass runs :func:`attend_cpu`; the backward pass recomputes the probabilities a
     few groups at a time, as flash attention does, instead of keeping all of them. An op of its
     own, so that ``torch.compile`` calls it as it is: traced, forward and backward ran 2.5x
     slower (stage 1 of CrossFormer-S at 800 x 1216, dense G / I, 2 AVX2 cores).
     """
     # A mask that requires grad, even in no-grad mode, sends PyTorch to its math path.
-    out = _attend_cpu(qkv, bias.detach())
+    out = attend_cpu(qkv, bias.detach())
     return out if out.transpose(1, 2).is_contiguous() else _heads_last(qkv).copy_(out)
 
 
@@ -174,7 +179,7 @@ def _attend_in_chunks(qkv: Tensor, bias: Tensor) -> Tensor:
     return out
 
 
-def _attend_cpu(qkv: Tensor, bias: Tensor) -> Tensor:
+def attend_cpu(qkv: Tensor, bias: Tensor) -> Tensor:
     """The fused kernel, in float32 and in a dtype the CPU has AMX for. Elsewhere, in bfloat16 /
     float16, that kernel computes in float32 inside and gains nothing, while written-out matmuls
     run at the dtype's speed (CrossFormer-S, bf16 inference at 800 x 1216, 2 cores: written out
@@ -192,7 +197,7 @@ def attend(qkv: Tensor, bias: Tensor) -> Tensor:
     PyTorch's fused CPU kernel has no gradient for its mask, so when the DPB's bias needs one
     the kernel would fall back to the math path, which keeps every (groups, heads, N, N)
     probability for the backward pass; :func:`_biased_attention` avoids that. CPU inference
-    and that function's forward pass take :func:`_attend_cpu`.
+    and that function's forward pass take :func:`attend_cpu`.
     """
     if qkv.device.type != 'cpu':
         return _fused_attention(qkv, bias)
@@ -200,7 +205,45 @@ def attend(qkv: Tensor, bias: Tensor) -> Tensor:
         return _biased_attention(qkv, bias)
     if torch.is_grad_enabled():   # autograd through the fused kernel keeps nothing large
         return _fused_attention(qkv, bias)
-    return _attend_cpu(qkv, bias)
+    return attend_cpu(qkv, bias)
+
+
+def _region_parts(qkv: Tensor, grouping: 'Grouping', heads: int):
+    """(region, its (groups, N, 3, heads, d) qkv) for every region of ``grouping``."""
+    c = qkv.shape[-1] // 3
+    sizes = [grouping.batch * region.groups * region.num_tokens for region in grouping.regions]
+    for region, part in zip(grouping.regions, qkv.split(sizes)):
+        yield region, part.view(-1, region.num_tokens, 3, heads, c // heads)
+
+
+def attend_groups(qkv: Tensor, table: Tensor, grouping: 'Grouping',
+                  attention: Callable[[Tensor, Tensor], Tensor] = attend) -> Tensor:
+    """Attention within the groups of ``grouping``: (tokens, 3C) ``qkv`` in group order and
+    the DPB's (heads, offsets) ``table`` -> (tokens, C), a region (groups of one shape) at a
+    time."""
+    c = qkv.shape[-1] // 3
+    outs = [attention(part, table[:, region.offset_index]).transpose(1, 2).reshape(-1, c)
+            for region, part in _region_parts(qkv, grouping, table.shape[0])]
+    return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+
+def attend_groups_backward(grad: Tensor, qkv: Tensor, table: Tensor,
+                           grouping: 'Grouping') -> Tuple[Tensor, Tensor]:
+    """The gradients of :func:`attend_groups` for (qkv, table): each region's as
+    :func:`_biased_attention`'s, its bias gradient summed into the table's offsets."""
+    heads, c = table.shape[0], qkv.shape[-1] // 3
+    grad_table = torch.zeros_like(table, dtype=torch.promote_types(table.dtype, torch.float32))
+    grads, start = [], 0
+    for region, part in _region_parts(qkv, grouping, heads):
+        n = region.num_tokens
+        grad_out = grad[start:start + part.shape[0] * n].view(-1, n, heads, c // heads)
+        start += part.shape[0] * n
+        grad_qkv, grad_bias = _biased_attention_backward(grad_out.transpose(1, 2), part,
+                                                         table[:, region.offset_index])
+        grad_table.index_add_(1, region.offset_index.flatten(),
+                              grad_bias.flatten(1).to(grad_table.dtype))
+        grads.append(grad_qkv.view(-1, 3 * c))
+    return torch.cat(grads), grad_table.to(table.dtype)
 
 
 class _GeluLinear(torch.autograd.Function):
@@ -227,5 +270,30 @@ def gelu_mlp(tokens: Tensor, fc1: nn.Linear, fc2: nn.Linear) -> Tensor:
     activation: fc1's output for the backward pass, or chunks of it in inference."""
     if torch.is_grad_enabled():
         return _GeluLinear.apply(fc1(tokens), fc2.weight, fc2.bias)
-    return torch.cat([fc2(torch.ops.aten.gelu_(fc1(part)))
-                      for part in tokens.split(_chunk_rows(fc1.out_features))])
+    weights = fc1.weight, fc1.bias, fc2.weight, fc2.bias
+    if not torch.compiler.is_compiling():
+        return _chunked_gelu_mlp(tokens, *weights)
+    # An op under torch.compile: chunks of a symbolic number of tokens would fix the number.
+    # Autocast does not reach into a custom op: the op gets its inputs in autocast's dtype.
+    if torch.is_autocast_enabled(tokens.device.type):
+        dtype = torch.get_autocast_dtype(tokens.device.type)
+        tokens, weights = tokens.to(dtype), [w.to(dtype) for w in weights]
+    return _gelu_mlp(tokens, *weights)
+
+
+def _chunked_gelu_mlp(tokens: Tensor, weight1: Tensor, bias1: Tensor, weight2: Tensor,
+                      bias2: Tensor) -> Tensor:
+    """Inference's ``fc2(gelu(fc1(tokens)))``, a few thousand tokens at a time, the GELU in
+    place."""
+    return torch.cat([
+        F.linear(torch.ops.aten.gelu_(F.linear(part, weight1, bias1)), weight2, bias2)
+        for part in tokens.split(_chunk_rows(weight1.shape[0]))])
+
+
+_gelu_mlp = torch.library.custom_op('crossformer_mm::gelu_mlp', _chunked_gelu_mlp,
+                                    mutates_args=())
+
+
+@_gelu_mlp.register_fake
+def _(tokens: Tensor, weight1: Tensor, bias1: Tensor, weight2: Tensor, bias2: Tensor) -> Tensor:
+    return tokens.new_empty(tokens.shape[0], weight2.shape[0])

@@ -109,24 +109,92 @@ def test_compile_captures_the_eager_formulation_at_a_concrete_size(monkeypatch):
     assert FORMULATIONS and not any(FORMULATIONS)
 
 
+RUNTIME_OPS = ('grouping_order', 'attend_groups')
+
+
+def recording_aot_eager(graphs):
+    """AOTAutograd with eager kernels (inductor's code generation costs minutes on 2 cores; the
+    inductor figures: docs/deploy.md), keeping dynamo's graphs in ``graphs``."""
+    from torch._dynamo.backends.debugging import aot_eager
+
+    def backend(gm, inputs):
+        graphs.append(gm)
+        return aot_eager(gm, inputs)
+    return backend
+
+
+def op_calls(graphs, name):
+    op = getattr(torch.ops.crossformer_mm, name)
+    return sum(n.target in (op, op.default) for g in graphs for n in g.graph.nodes)
+
+
 @pytest.mark.slow
-def test_compile_then_one_graph_of_the_padded_formulation_for_new_sizes(monkeypatch):
-    """A second size makes the sizes symbolic: that graph, of the padded formulation, serves the
-    sizes after it; the first keeps its own. It recompiles only where a stage's maps become (or
-    stop being) one whole-map group, a guard (torch.cond fails inside compile). Dynamo and
-    AOTAutograd capture as under inductor, whose code generation is torch's and is left out:
-    it costs minutes on 2 cores (the inductor figures: docs/deploy.md)."""
+def test_compile_then_one_graph_of_symbolic_sizes_for_new_sizes(monkeypatch):
+    """A second size makes the sizes symbolic: that graph serves the sizes after it, grouping the
+    tokens at run time with the eager Grouping inside ops (on CPU; exporters take the padded
+    formulation); the first keeps its own. It recompiles only where a stage's maps become (or
+    stop being) one whole-map group, a guard (torch.cond fails inside compile)."""
     from torch._dynamo.utils import counters
     m = model()
-    run = compiled(m, monkeypatch, backend='aot_eager')
+    graphs = []
+    run = compiled(m, monkeypatch, backend=recording_aot_eager(graphs))
     assert_equal_to_eager(m, run, [(2, 64, 96)])
     first, FORMULATIONS[:] = FORMULATIONS[:], []
     assert first and not any(first)
+    assert [op_calls(graphs, op) for op in RUNTIME_OPS] == [0, 0]
+    graphs.clear()
     # Same batch (dynamo specialises a batch of 1) and the same stages with whole-map groups
-    # (stage 4): the padded graph's guards on the whole-map rule hold at both new sizes.
+    # (stage 4): the symbolic graph's guards on the whole-map rule hold at both new sizes.
     assert_equal_to_eager(m, run, [(2, 100, 164), (2, 160, 96), (2, 64, 96)])
     assert FORMULATIONS and all(FORMULATIONS)
     assert counters['stats']['unique_graphs'] == 2
+    blocks = sum(len(stage.blocks) for stage in m.stages)
+    kinds = sum(min(len(stage.blocks), 2) for stage in m.stages)
+    assert [op_calls(graphs, op) for op in RUNTIME_OPS] == [kinds, blocks]
+
+
+def test_symbolic_graph_trains_as_eager():
+    """The runtime grouping's ops under AOTAutograd at symbolic sizes (``dynamic=True``):
+    gradients of every parameter equal eager's, at sizes whose LDA groups are smaller than G
+    (a map smaller than a span), of several regions, and one whole-map group (stage 4)."""
+    m = model(dict(ARCH, depths=[2, 1, 2, 2])).train()
+    torch._dynamo.reset()
+    graphs = []
+    run = torch.compile(m, dynamic=True, backend=recording_aot_eager(graphs))
+    for b, h, w in [(2, 64, 96), (2, 100, 164)]:
+        x = torch.randn(b, 3, h, w)
+        grads = [torch.autograd.grad(sum(out.square().mean() for out in forward(x)),
+                                     list(m.parameters())) for forward in (m, run)]
+        for eager_grad, compiled_grad in zip(*grads):
+            torch.testing.assert_close(compiled_grad, eager_grad, rtol=1e-4, atol=1e-6)
+    assert op_calls(graphs, 'attend_groups') == sum(len(stage.blocks) for stage in m.stages)
+
+
+def test_runtime_grouping_ops_are_eager_attention():
+    """The ops of a graph of symbolic sizes: fake kernels and autograd checked by opcheck, and
+    forward and gradients those of eager attention over the same Grouping, for groups smaller
+    than the DPB's G x G table (LDA on a map smaller than a span) and of several regions."""
+    from crossformer_mm.models.backbones import memory
+    torch.manual_seed(0)
+    heads, c, g, i = 2, 8, 3, 2
+    for size in ([2, 4, 6], [1, 7, 11]):
+        tokens = size[0] * size[1] * size[2]
+        qkv = torch.randn(tokens, 3 * c, dtype=torch.double, requires_grad=True)
+        table = torch.randn(heads, (2 * g - 1)**2, dtype=torch.double, requires_grad=True)
+        args = ('lda', size, g, i)
+        torch.library.opcheck(torch.ops.crossformer_mm.attend_groups, (qkv, table, *args))
+        torch.library.opcheck(torch.ops.crossformer_mm.grouping_order, (qkv, *args))
+        grouping = captured._grouping('lda', tuple(size), g, i, qkv.device)
+        order, inverse = torch.ops.crossformer_mm.grouping_order(qkv, *args)
+        assert torch.equal(order, grouping.order) and torch.equal(inverse, grouping.inverse)
+        assert min(r.shape for r in grouping.regions) < (g, g)
+        out = torch.ops.crossformer_mm.attend_groups(qkv, table, *args)
+        ref = memory.attend_groups(qkv, table, grouping)
+        torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+        grad = torch.randn_like(out)
+        for a, b in zip(torch.autograd.grad(out, (qkv, table), grad),
+                        torch.autograd.grad(ref, (qkv, table), grad)):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize('input_grad,groups', [(False, 1), (True, 1), (True, 4)],

@@ -119,6 +119,34 @@ def test_mlp_keeps_its_hidden_activation_once(monkeypatch, dtype):
         torch.testing.assert_close(memory.gelu_mlp(x, fc1, fc2), _plain_mlp(x, fc1, fc2))
 
 
+@pytest.mark.parametrize('dtype', [None, torch.bfloat16])
+def test_compiled_inference_mlp_is_an_op(monkeypatch, dtype):
+    """Under torch.compile, inference's chunked MLP is an op of its own (a symbolic number of
+    tokens makes a symbolic number of chunks; fake kernel checked by opcheck) that computes what
+    eager does, in autocast's dtype under autocast."""
+    monkeypatch.setattr(memory, 'CHUNK_ELEMENTS', 3 * 32)   # 3 tokens at a time
+    fc1, fc2 = nn.Linear(8, 32), nn.Linear(32, 8)
+    x = torch.randn(10, 8)
+    weights = [p.detach() for p in (*fc1.parameters(), *fc2.parameters())]
+    torch.library.opcheck(torch.ops.crossformer_mm.gelu_mlp, (x, *weights))
+    graphs = []
+
+    def backend(gm, inputs):
+        graphs.append(gm)
+        return gm
+    torch._dynamo.reset()
+    run = torch.compile(memory.gelu_mlp, backend=backend, dynamic=True)
+    with torch.no_grad(), torch.autocast('cpu', dtype=dtype or torch.bfloat16,
+                                         enabled=dtype is not None):
+        for tokens in (x, torch.randn(7, 8)):
+            out, ref = run(tokens, fc1, fc2), memory.gelu_mlp(tokens, fc1, fc2)
+            assert out.dtype == ref.dtype == (dtype or torch.float32)
+            torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    op = torch.ops.crossformer_mm.gelu_mlp
+    assert sum(n.target in (op, op.default) for g in graphs for n in g.graph.nodes) == 1
+    assert len(graphs) == 1
+
+
 def test_permuted_tokens_have_the_gradient_of_indexing():
     """An op of its own (fake kernel and autograd checked by opcheck) whose gradient equals
     indexing's."""
