@@ -1,13 +1,15 @@
-"""AtomicCheckpointHook under kill -9: a toy model trained by mmengine's Runner in a forked
+"""AtomicCheckpointHook under kill -9: a toy model trained by mmengine's Runner in a child
 process that SIGKILLs itself at each step of its checkpoint writes (inside a write, after part
 of the bytes, and before each fsync, rename and removal), with ``max_keep_ckpts=1``."""
 import builtins
 import glob
 import json
+import multiprocessing
 import os
 import os.path as osp
 import re
 import signal
+import tempfile
 import traceback
 
 import pytest
@@ -132,23 +134,56 @@ class Faults:
             json.dump(self.events, f)
 
 
-def in_child(work_dir, hook_type='AtomicCheckpointHook', faults=None, resume=False) -> int:
-    """Train in a forked process; its exit status as ``os.waitpid`` gives it."""
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            torch.set_num_threads(1)
-            if faults is not None:
-                faults.install()
-            train(work_dir, hook_type, find_resume_checkpoint(work_dir) if resume else None)
-            if faults is not None and faults.log:
-                faults.save()
-        except BaseException:
-            traceback.print_exc()
-            code = 1
-        os._exit(code)
-    return os.waitpid(pid, 0)[1]
+class Children:
+    """Trains in forked children of a spawned process (the zygote), one at a time.
+
+    Not forked from the test process: a process whose autograd engine has started its device
+    threads cannot run a backward pass in a forked child, and ``torch.library.opcheck`` in
+    other tests of the same pytest worker does that (a backward pass on the meta device). The
+    zygote is a fresh interpreter that has trained once on the CPU: the children inherit its
+    imports and warm-up, and fork in milliseconds.
+    """
+
+    def __init__(self) -> None:
+        self.conn, child_conn = multiprocessing.Pipe()
+        self.zygote = multiprocessing.get_context('spawn').Process(
+            target=_zygote, args=(child_conn, ), daemon=True)
+        self.zygote.start()
+
+    def run(self, work_dir, hook_type='AtomicCheckpointHook', faults=None,
+            resume=False) -> int:
+        """Train in a child; its exit status as ``os.waitpid`` gives it."""
+        self.conn.send((work_dir, hook_type, faults, resume))
+        return self.conn.recv()
+
+    def close(self) -> None:
+        self.conn.send(None)
+        self.zygote.join()
+
+
+def _zygote(conn) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        train(tmp, 'CheckpointHook', name='warm_up')
+    for request in iter(conn.recv, None):
+        pid = os.fork()
+        if pid == 0:
+            _train_in_child(*request)
+        conn.send(os.waitpid(pid, 0)[1])
+
+
+def _train_in_child(work_dir, hook_type, faults, resume) -> None:
+    code = 0
+    try:
+        torch.set_num_threads(1)
+        if faults is not None:
+            faults.install()
+        train(work_dir, hook_type, find_resume_checkpoint(work_dir) if resume else None)
+        if faults is not None and faults.log:
+            faults.save()
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    os._exit(code)
 
 
 def killed(status: int) -> bool:
@@ -164,13 +199,18 @@ def stored_iter(path: str) -> int:
 
 
 @pytest.fixture(scope='module')
-def reference(tmp_path_factory):
+def children():
+    children = Children()
+    yield children
+    children.close()
+
+
+@pytest.fixture(scope='module')
+def reference(children, tmp_path_factory):
     """An uninterrupted run: its final weights and the operations of its checkpoint writes."""
-    # Imports done here, once: the forked processes inherit them.
-    train(str(tmp_path_factory.mktemp('warm_up')), 'CheckpointHook', name='warm_up')
     work_dir = str(tmp_path_factory.mktemp('reference'))
     log = osp.join(work_dir, 'events.json')
-    assert in_child(work_dir, faults=Faults(log=log)) == 0
+    assert children.run(work_dir, faults=Faults(log=log)) == 0
     with open(log) as f:
         events = [tuple(e) for e in json.load(f)]
     return weights(osp.join(work_dir, f'iter_{MAX_ITERS}.pth')), events, work_dir
@@ -201,13 +241,14 @@ def kill_points(events):
     return points
 
 
-def test_kill_9_at_every_write_step_leaves_a_checkpoint_that_resumes(reference, tmp_path):
+def test_kill_9_at_every_write_step_leaves_a_checkpoint_that_resumes(children, reference,
+                                                                     tmp_path):
     final, events, _ = reference
     points = kill_points(events)
     lost = 0
     for n, (kill_at, keep) in enumerate(points):
         work_dir = str(tmp_path / f'kill{n}')
-        status = in_child(work_dir, faults=Faults(kill_at, keep))
+        status = children.run(work_dir, faults=Faults(kill_at, keep))
         assert killed(status), f'kill point {kill_at} not reached'
         done = events[:kill_at - 1]
         saved = sum(kind == 'replace' and name.startswith('iter_') for kind, name in done)
@@ -221,7 +262,7 @@ def test_kill_9_at_every_write_step_leaves_a_checkpoint_that_resumes(reference, 
         if found is None or stored_iter(found) != expected:
             lost += 1
             continue
-        assert in_child(work_dir, resume=True) == 0
+        assert children.run(work_dir, resume=True) == 0
         assert open(osp.join(work_dir, 'start_iter')).read() == str(expected)
         got = weights(osp.join(work_dir, f'iter_{MAX_ITERS}.pth'))
         for key in final:
@@ -233,11 +274,11 @@ def test_kill_9_at_every_write_step_leaves_a_checkpoint_that_resumes(reference, 
     assert lost == 0
 
 
-def test_mmengine_hook_killed_in_the_same_write_keeps_no_checkpoint(tmp_path):
+def test_mmengine_hook_killed_in_the_same_write_keeps_no_checkpoint(children, tmp_path):
     """What the atomic hook prevents: CheckpointHook removes iter_1.pth first, then dies while
     writing iter_2.pth in place."""
     # Events of CheckpointHook: 1 write of iter_1, 1 of last_checkpoint, remove iter_1, write.
-    status = in_child(str(tmp_path), hook_type='CheckpointHook', faults=Faults(4, 0.5))
+    status = children.run(str(tmp_path), hook_type='CheckpointHook', faults=Faults(4, 0.5))
     assert killed(status)
     assert sorted(f for f in os.listdir(tmp_path) if f.endswith('.pth')) == ['iter_2.pth']
     with pytest.raises(ValueError, match='iter_2.pth'):
