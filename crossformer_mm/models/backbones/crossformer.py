@@ -42,6 +42,8 @@ NUM_STAGES = 4
 
 #: How a stage's tokens are grouped: eager, exported, or in a CPU graph of symbolic sizes.
 Groups = Union[Grouping, PaddedGrouping, RuntimeGrouping]
+
+
 class DynamicPositionBias(nn.Module):
     """DPB: maps each relative offset (dy, dx) to one attention bias per head.
 
