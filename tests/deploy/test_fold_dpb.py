@@ -36,6 +36,23 @@ def test_folded_outputs_equal(size, dense):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow
+def test_folded_model_compiles_at_symbolic_sizes():
+    """A graph of symbolic sizes (``torch.compile(dynamic=True)``; dynamo and AOTAutograd) takes
+    the padded groups' tables: at both sizes the last spans of stages 1 and 2 make smaller
+    groups; at 96 x 160 stages 3 and 4 are one whole-map group each, at 160 x 224 only 4."""
+    model = backbone()
+    sizes = [(96, 160), (160, 224)]
+    folded = fold_position_bias(copy.deepcopy(model), sizes)
+    torch._dynamo.reset()
+    run = torch.compile(folded, dynamic=True, backend='aot_eager')
+    with torch.no_grad():
+        for size in sizes:
+            x = torch.randn(2, 3, *size)
+            for a, b in zip(run(x), model(x)):
+                torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
 def test_folded_model_has_tables_not_mlps():
     folded = fold_position_bias(backbone(), (224, 224))
     assert not any(isinstance(m, DynamicPositionBias) for m in folded.modules())
