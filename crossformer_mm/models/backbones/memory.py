@@ -208,12 +208,11 @@ def attend(qkv: Tensor, bias: Tensor) -> Tensor:
     return attend_cpu(qkv, bias)
 
 
-def _region_parts(qkv: Tensor, grouping: 'Grouping', heads: int):
-    """(region, its (groups, N, 3, heads, d) qkv) for every region of ``grouping``."""
-    c = qkv.shape[-1] // 3
+def _by_region(grouping: 'Grouping', *tokens: Tensor):
+    """(region, and each of ``tokens`` cut to that region's rows) for every region of
+    ``grouping``: tensors of (tokens, ...) rows in group order."""
     sizes = [grouping.batch * region.groups * region.num_tokens for region in grouping.regions]
-    for region, part in zip(grouping.regions, qkv.split(sizes)):
-        yield region, part.view(-1, region.num_tokens, 3, heads, c // heads)
+    return zip(grouping.regions, *(t.split(sizes) for t in tokens))
 
 
 def attend_groups(qkv: Tensor, table: Tensor, grouping: 'Grouping',
@@ -221,9 +220,10 @@ def attend_groups(qkv: Tensor, table: Tensor, grouping: 'Grouping',
     """Attention within the groups of ``grouping``: (tokens, 3C) ``qkv`` in group order and
     the DPB's (heads, offsets) ``table`` -> (tokens, C), a region (groups of one shape) at a
     time."""
-    c = qkv.shape[-1] // 3
-    outs = [attention(part, table[:, region.offset_index]).transpose(1, 2).reshape(-1, c)
-            for region, part in _region_parts(qkv, grouping, table.shape[0])]
+    heads, c = table.shape[0], qkv.shape[-1] // 3
+    outs = [attention(part.view(-1, region.num_tokens, 3, heads, c // heads),
+                      table[:, region.offset_index]).transpose(1, 2).reshape(-1, c)
+            for region, part in _by_region(grouping, qkv)]
     return outs[0] if len(outs) == 1 else torch.cat(outs)
 
 
@@ -233,13 +233,12 @@ def attend_groups_backward(grad: Tensor, qkv: Tensor, table: Tensor,
     :func:`_biased_attention`'s, its bias gradient summed into the table's offsets."""
     heads, c = table.shape[0], qkv.shape[-1] // 3
     grad_table = torch.zeros_like(table, dtype=torch.promote_types(table.dtype, torch.float32))
-    grads, start = [], 0
-    for region, part in _region_parts(qkv, grouping, heads):
-        n = region.num_tokens
-        grad_out = grad[start:start + part.shape[0] * n].view(-1, n, heads, c // heads)
-        start += part.shape[0] * n
-        grad_qkv, grad_bias = _biased_attention_backward(grad_out.transpose(1, 2), part,
-                                                         table[:, region.offset_index])
+    grads = []
+    for region, part, grad_part in _by_region(grouping, qkv, grad):
+        n, d = region.num_tokens, c // heads
+        grad_qkv, grad_bias = _biased_attention_backward(
+            grad_part.view(-1, n, heads, d).transpose(1, 2), part.view(-1, n, 3, heads, d),
+            table[:, region.offset_index])
         grad_table.index_add_(1, region.offset_index.flatten(),
                               grad_bias.flatten(1).to(grad_table.dtype))
         grads.append(grad_qkv.view(-1, 3 * c))
