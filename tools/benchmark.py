@@ -12,8 +12,9 @@ A setting is a ``+``-joined list of tokens:
 * ``fp32`` (default), ``bf16`` or ``fp16``: autocast dtype;
 * ``eager`` (default) or ``compile``: ``torch.compile`` the model (compiled in the warm-up);
 * ``dynamic``: ``torch.compile(dynamic=True)`` (implies ``compile``): the graph of symbolic
-  sizes, the padded formulation that serves every input size (what a default compile turns to
-  from the second input size on; see docs/deploy.md);
+  sizes that serves every input size (what a default compile turns to from the second input
+  size on; on CPU it groups tokens when it runs, inside ops, on CUDA it takes the padded
+  formulation; see docs/deploy.md);
 * ``freeze``: inference compiled with inductor's ``freezing`` (implies ``compile``): the weights
   become constants of the graph, folded and prepacked for the CPU's matmul kernels, so such a
   graph is for a model whose weights no longer change;
