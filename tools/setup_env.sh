@@ -6,7 +6,7 @@
 # Each step checks first and is skipped when already done, so a second run takes seconds.
 # An existing environment (say a GPU box with its own torch) is reused as it is: pass its
 # directory as VENV and only what it lacks gets installed.
-# A new environment needs about NEED_GB (default 8) GB free on VENV's disk; the script checks first.
+# A new environment needs about NEED_GB (default 7) GB free on VENV's disk; the script checks first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +17,7 @@ MMCV_VERSION=2.1.0                               # newest mmcv that mmdet 3.3 an
 SETUPTOOLS="setuptools>=77.0.3,<81"    # torch needs >= 77.0.3; mmengine and mmcv's build import
                                        # pkg_resources, which setuptools 81 removed
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/crossformer_mm
-NEED_GB=${NEED_GB:-8}                  # free disk a new environment needs
+NEED_GB=${NEED_GB:-7}                  # free disk a new environment needs
 
 log() { echo "[setup] $*"; }
 
@@ -30,7 +30,7 @@ pip() { "$PY" -m pip --disable-pip-version-check "$@"; }
 # Python one-liner that succeeds when the check holds.
 check() { "$PY" -c "$1" >/dev/null 2>&1; }
 
-# A new environment takes about 8 GB (torch's CUDA build 5.5 GB, mmcv's build, the toolboxes):
+# A new environment takes 6.4 GB (torch's CUDA build 5.5 GB, the toolboxes) and mmcv's build:
 # say so at once instead of failing midway in pip with "No space left on device".
 if ! check "import torch"; then
   free_kb=$(df -Pk "$VENV" | awk 'NR == 2 {print $4}')
