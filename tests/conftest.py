@@ -30,6 +30,18 @@ def _share_the_cores_among_workers() -> None:
 
 _share_the_cores_among_workers()
 
+
+def _write_yapf_grammar_cache() -> None:
+    """Import yapf (mmengine's config imports it) once here, in pytest's main process, before
+    pytest-xdist starts its workers. On its first import in an environment yapf writes its grammar
+    cache under ``~/.cache/YAPF`` and renames each file into place before it has flushed it
+    (google/yapf#1164): a worker that imports yapf in that moment reads an empty file and fails
+    with ``EOFError: Ran out of input`` (one CI run did)."""
+    import yapf  # noqa: F401
+
+
+_write_yapf_grammar_cache()
+
 #: The yacs config that :func:`official_imagenet_checkpoint` stores, as plain dicts.
 OFFICIAL_CONFIG = {'MODEL': {'TYPE': 'cross-scale', 'NAME': 'crossformer_tiny'},
                    'TRAIN': {'BASE_LR': 1e-3, 'EPOCHS': 300}, 'AMP_OPT_LEVEL': 'O1'}

@@ -77,6 +77,10 @@ want=$(cat setup.py | sha1sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! check "import crossformer_mm, mmdet, mmseg, mmpretrain"; then
   log "installing crossformer_mm (editable) with mmdet, mmseg, mmpretrain"
   pip install -q -e ".[all]"
+  # The first import also writes yapf's grammar cache (~/.cache/YAPF), which processes that first
+  # import it together (dist_train.sh's ranks, the suite's workers) can read half-written
+  # (google/yapf#1164).
+  "$PY" -c "import crossformer_mm, mmdet, mmseg, mmpretrain"
   echo "$want" > "$stamp"
 fi
 log "environment ready: $VENV"
